@@ -1,0 +1,34 @@
+"""Tamper-evident chain: each record's hash covers its content and the previous hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+# Fields covered by the hash. Review fields (status, reviewer, owner, redress) change over a
+# record's life and are audited separately, so they are not part of the sealed content.
+SEALED_FIELDS = (
+    "seq", "id", "created_at", "request_id", "tenant", "api_key_id", "system_id", "policy_name",
+    "policy_version", "route", "upstream_model", "stage", "kind", "action", "scanner", "backend",
+    "model", "model_version", "category", "score", "threshold", "evidence", "scanners",
+    "content_sha256", "excerpt",
+)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, float):
+        return round(v, 9)
+    return v
+
+
+def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    payload = {k: _jsonable(fields.get(k)) for k in SEALED_FIELDS}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()

@@ -1,0 +1,206 @@
+"""The incident store: append (chained, committed before release), query, verify."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from guardrail.db import session_factory
+from guardrail.errors import map_store_exception
+from guardrail.incidents.chain import GENESIS, SEALED_FIELDS, record_hash
+from guardrail.incidents.models import ChainHead, IncidentRow
+
+
+@dataclass
+class IncidentDraft:
+    """Everything known about an intervention before it is sealed into the chain."""
+
+    request_id: str
+    system_id: str
+    policy_name: str
+    policy_version: str
+    route: str
+    stage: str
+    kind: str
+    action: str
+    evidence: dict[str, Any]
+    scanners: list[dict[str, Any]]
+    api_key_id: str | None = None
+    tenant: str | None = None
+    upstream_model: str | None = None
+    scanner: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    category: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    content_sha256: str | None = None
+    excerpt: str | None = None
+    owner: str | None = None
+    review_status: str = "open"
+    id: str = field(default_factory=lambda: "inc_" + uuid.uuid4().hex[:24])
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    checked: int
+    problems: list[str]
+
+
+def row_dict(row: IncidentRow) -> dict[str, Any]:
+    out = {c.name: getattr(row, c.name) for c in IncidentRow.__table__.columns}
+    out["created_at"] = row.created_at.isoformat() if row.created_at else None
+    return out
+
+
+class IncidentStore:
+    """SQL-backed store. Sync methods run in worker threads; ``*_async`` wrap them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self._pg = engine.dialect.name == "postgresql"
+
+    # -- append -----------------------------------------------------------------------------
+    def append(self, drafts: list[IncidentDraft]) -> list[str]:
+        if not drafts:
+            return []
+        try:
+            with self.sessions.begin() as s:
+                stmt = select(ChainHead).where(ChainHead.id == 1)
+                if self._pg:
+                    stmt = stmt.with_for_update()
+                head = s.execute(stmt).scalar_one_or_none()
+                if head is None:
+                    head = ChainHead(id=1, last_seq=0, last_hash=GENESIS, count=0)
+                    s.add(head)
+                    s.flush()
+                prev, seq = head.last_hash, head.last_seq
+                now = datetime.now(UTC)
+                for d in drafts:
+                    seq += 1
+                    fields = {**d.__dict__, "seq": seq, "created_at": now}
+                    h = record_hash(prev, fields)
+                    review_status = d.review_status
+                    s.add(IncidentRow(
+                        seq=seq, created_at=now, prev_hash=prev, record_hash=h, redress=[],
+                        reviewer=None, **{k: v for k, v in d.__dict__.items()
+                                          if k not in ("review_status",)},
+                        review_status=review_status,
+                    ))
+                    prev = h
+                head.last_seq, head.last_hash, head.count = seq, prev, head.count + len(drafts)
+        except SQLAlchemyError as exc:
+            raise map_store_exception(exc) from exc
+        return [d.id for d in drafts]
+
+    async def append_async(self, drafts: list[IncidentDraft]) -> list[str]:
+        if not drafts:
+            return []
+        return await anyio.to_thread.run_sync(self.append, drafts)
+
+    # -- read -------------------------------------------------------------------------------
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        with self.sessions() as s:
+            row = s.execute(select(IncidentRow).where(IncidentRow.id == incident_id)).scalar()
+            return row_dict(row) if row else None
+
+    def list(
+        self,
+        *,
+        limit: int = 50,
+        before_seq: int | None = None,
+        filters: dict[str, Any] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        stmt = select(IncidentRow).order_by(IncidentRow.seq.desc()).limit(limit)
+        if before_seq is not None:
+            stmt = stmt.where(IncidentRow.seq < before_seq)
+        for name, value in (filters or {}).items():
+            if value is not None:
+                stmt = stmt.where(getattr(IncidentRow, name) == value)
+        if since is not None:
+            stmt = stmt.where(IncidentRow.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(IncidentRow.created_at < until)
+        with self.sessions() as s:
+            return [row_dict(r) for r in s.execute(stmt).scalars()]
+
+    def iter_all(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        last = 0
+        while True:
+            with self.sessions() as s:
+                rows = s.execute(select(IncidentRow).where(IncidentRow.seq > last)
+                                 .order_by(IncidentRow.seq).limit(batch)).scalars().all()
+            if not rows:
+                return
+            for r in rows:
+                yield row_dict(r)
+            last = rows[-1].seq
+
+    def update_review(self, incident_id: str, **changes: Any) -> dict[str, Any] | None:
+        allowed = {"review_status", "reviewer", "owner", "redress"}
+        with self.sessions.begin() as s:
+            row = s.execute(select(IncidentRow).where(IncidentRow.id == incident_id)).scalar()
+            if row is None:
+                return None
+            for k, v in changes.items():
+                if k not in allowed:
+                    raise ValueError(f"field {k!r} cannot be changed")
+                setattr(row, k, v)
+            s.flush()
+            return row_dict(row)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def count(self) -> int:
+        with self.sessions() as s:
+            return int(s.execute(select(func.count()).select_from(IncidentRow)).scalar_one())
+
+    # -- verify -----------------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        problems: list[str] = []
+        prev, expected_seq, checked = GENESIS, 1, 0
+        for rec in self.iter_all():
+            seq = rec["seq"]
+            if seq != expected_seq:
+                problems.append(f"records {expected_seq}..{seq - 1} missing (deleted?)")
+            if rec["prev_hash"] != prev:
+                problems.append(f"record {seq} ({rec['id']}): previous-hash link broken")
+            fields = {k: rec[k] for k in SEALED_FIELDS}
+            fields["created_at"] = datetime.fromisoformat(rec["created_at"])
+            if fields["created_at"].tzinfo is None:
+                fields["created_at"] = fields["created_at"].replace(tzinfo=UTC)
+            if record_hash(rec["prev_hash"], fields) != rec["record_hash"]:
+                problems.append(f"record {seq} ({rec['id']}): content does not match its hash")
+            prev, expected_seq, checked = rec["record_hash"], seq + 1, checked + 1
+        with self.sessions() as s:
+            head = s.execute(select(ChainHead).where(ChainHead.id == 1)).scalar_one_or_none()
+        if head is not None:
+            if head.last_seq != expected_seq - 1 or head.last_hash != prev:
+                problems.append(
+                    f"chain head says last record is {head.last_seq}, found {expected_seq - 1}"
+                    " (tail deleted or head edited)"
+                )
+            if head.count != checked:
+                problems.append(f"chain head counts {head.count} records, found {checked}")
+        elif checked:
+            problems.append("chain head missing")
+        return VerifyReport(ok=not problems, checked=checked, problems=problems)

@@ -1,0 +1,82 @@
+"""The one contract every detector implements.
+
+A scanner is built as ``cls(config, runtime)`` from its validated config (a
+:class:`ScannerConfig` subclass) and the process :class:`guardrail.runtime.Runtime`; it loads its
+models once in :meth:`Scanner.load` (start-up, not per request), and returns findings from
+:meth:`Scanner.scan`. It never decides the action: the policy does, in the runner.
+
+Scanner modules must not import heavy libraries (torch, presidio, ...) at module level:
+the policy loader imports them to validate configs, and ``guardrail policy check`` must stay
+fast. Import inside ``load()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardrail.pipeline.types import Action, ScanContext, ScannerInfo, ScanResult
+
+FailMode = Literal["fail_open", "fail_closed"]
+
+
+class CategoryRule(BaseModel):
+    """Threshold and action for one finding category."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    action: Action | None = None
+
+
+class ScannerConfig(BaseModel):
+    """Fields every scanner config has. Subclasses add their own and set ``type``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str | None = Field(None, description="Instance name; defaults to the type.")
+    action: Action = Field(Action.BLOCK, description="Action for findings at/above threshold.")
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    categories: dict[str, CategoryRule] = Field(
+        default_factory=dict, description="Per-category threshold/action overrides."
+    )
+    timeout_ms: int | None = Field(None, gt=0, description="Overrides the policy default.")
+    on_error: FailMode | None = Field(None, description="Overrides the policy default.")
+    optional: bool = Field(
+        False, description="If it cannot load, run without it (shown at /readyz, on incidents)."
+    )
+
+    @property
+    def instance_name(self) -> str:
+        return self.name or self.type
+
+    def rule_for(self, category: str) -> tuple[float, Action]:
+        rule = self.categories.get(category)
+        if rule is None:
+            return self.threshold, self.action
+        return rule.threshold, rule.action or self.action
+
+
+@runtime_checkable
+class Scanner(Protocol):
+    """A detector. See the module docstring for the contract."""
+
+    config_class: ClassVar[type[ScannerConfig]]
+    name: str
+    config: Any
+
+    def load(self) -> None:
+        """Load models/resources. Raise :class:`guardrail.errors.ScannerLoadError` on failure."""
+
+    def info(self) -> ScannerInfo:
+        """Backend, model and version actually in use."""
+
+    @property
+    def holdback_chars(self) -> int:
+        """How many trailing characters of a stream must stay unreleased so that a match
+        starting there can still be completed by the next chunk."""
+
+    async def scan(self, ctx: ScanContext) -> ScanResult:
+        """Scan ``ctx.text``; never mutate it."""

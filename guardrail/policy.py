@@ -1,0 +1,162 @@
+"""Policy: the YAML file that says which scanners run, how, and what happens.
+
+Policies live in ``policies/*.yaml``, are validated by pydantic at start-up (errors name the
+file, the field and the problem) and are identified by name plus a version hash of their
+normalised content, recorded on every incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guardrail.errors import PolicyError
+from guardrail.pipeline.registry import SCANNERS, scanner_config_union
+from guardrail.pipeline.types import Action
+
+
+class StreamSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    holdback_chars: int = Field(
+        48, ge=0, le=20000,
+        description="Minimum trailing characters kept unreleased (scanners may need more).",
+    )
+    scan_every_chars: int = Field(
+        32, ge=1, le=20000, description="Scan when this many new characters have arrived."
+    )
+
+
+class Messages(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    block: str = "This response was blocked by the content policy (incident {incident_id})."
+    hold: str = (
+        "This response is being held for review and was not released (incident {incident_id})."
+    )
+
+
+class IncidentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    excerpt_chars: int = Field(240, ge=0, le=4000, description="Redacted excerpt length; 0 = none.")
+    retention_days: int = Field(365, ge=1)
+    owner: str = Field("unassigned", description="Default remediation owner.")
+
+
+class Policy(BaseModel):
+    """A guardrail policy. See ``policies/default.yaml`` for a commented example."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    system: str = Field("default", description="AI system inventory id this policy governs.")
+    upstream: str | None = Field(None, description="Upstream base URL overriding the default.")
+    on_scanner_error: Literal["fail_open", "fail_closed"] = "fail_closed"
+    fail_closed_action: Action = Action.BLOCK
+    scanner_timeout_ms: int = Field(2000, gt=0, le=120000)
+    stream: StreamSettings = StreamSettings()
+    messages: Messages = Messages()
+    incidents: IncidentSettings = IncidentSettings()
+    labelling: dict[str, Any] = Field(default_factory=dict)
+    scanners: list[scanner_config_union()] = Field(default_factory=list)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Policy:
+        names = [s.instance_name for s in self.scanners]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"scanner names must be unique; repeated: {sorted(dupes)}")
+        if self.fail_closed_action in (Action.ALLOW, Action.REDACT):
+            raise ValueError("fail_closed_action must be flag, hold or block")
+        return self
+
+    @property
+    def version(self) -> str:
+        return self.__dict__.setdefault("_version", policy_version(self))
+
+
+def policy_version(policy: Policy) -> str:
+    """sha256 over the canonical JSON of the validated policy (defaults filled in), so that
+    reformatting or reordering the YAML keeps the version, and any semantic change alters it."""
+    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(root)"
+
+
+def load_policy_file(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(str(path), [("(file)", str(exc))]) from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(str(path), [("(yaml)", str(exc).replace("\n", " "))]) from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(str(path), [("(root)", "expected a mapping")])
+    raw.setdefault("name", path.stem)
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            # drop the discriminator tag pydantic inserts: scanners[0].denylist.terms
+            if len(loc) > 2 and loc[0] == "scanners" and loc[2] in SCANNERS:
+                loc = loc[:2] + loc[3:]
+            problems.append((_loc(loc), err["msg"]))
+        raise PolicyError(str(path), problems) from None
+
+
+class PolicySet:
+    """All loaded policies, the default, and which client key maps to which policy."""
+
+    def __init__(self, policies: dict[str, Policy], default: str, key_map: dict[str, str]):
+        if default not in policies:
+            raise PolicyError("(settings)", [("default_policy", f"no policy named {default!r}")])
+        for key_id, name in key_map.items():
+            if name not in policies:
+                raise PolicyError(
+                    "(settings)", [("key_policies", f"key {key_id!r} maps to unknown {name!r}")]
+                )
+        self.policies = policies
+        self.default = default
+        self.key_map = key_map
+
+    def for_key(self, key_id: str | None) -> Policy:
+        return self.policies[self.key_map.get(key_id or "", self.default)]
+
+    @classmethod
+    def load(
+        cls, directory: Path | None, extra_files: list[Path], default: str, key_map: dict[str, str]
+    ) -> PolicySet:
+        policies: dict[str, Policy] = {}
+        files = sorted(directory.glob("*.yaml")) if directory and directory.is_dir() else []
+        for f in [*files, *extra_files]:
+            p = load_policy_file(f)
+            policies[p.name] = p
+        if extra_files and default not in policies:
+            default = load_policy_file(extra_files[-1]).name
+        return cls(policies, default, key_map)
+
+
+def policy_json_schema() -> dict[str, Any]:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "guardrail policy"
+    return schema

@@ -1,0 +1,1 @@
+"""Scanners: one detector per module, each behind :class:`guardrail.pipeline.protocol.Scanner`."""

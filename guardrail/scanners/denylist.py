@@ -1,0 +1,100 @@
+"""Denylist scanner: terms and regular expressions, matched on NFKC + casefolded text.
+
+Full-width Japanese (ＡＢＣ, ｶﾀｶﾅ) and case variants of a term match; spans are reported in
+the original text so that redaction replaces exactly what the client would have seen.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from guardrail.pipeline.protocol import ScannerConfig
+from guardrail.pipeline.types import Finding, ScanContext, ScannerInfo, ScanResult, normalise
+
+if TYPE_CHECKING:
+    from guardrail.runtime import Runtime
+
+
+class DenylistConfig(ScannerConfig):
+    type: Literal["denylist"] = "denylist"
+    category: str = Field("denylist", description="Category recorded on findings.")
+    terms: list[str] = Field(default_factory=list, description="Literal terms (normalised).")
+    patterns: list[str] = Field(
+        default_factory=list, description="Regular expressions, run on normalised text."
+    )
+    word_boundary: bool = Field(
+        True, description="Terms of ASCII word characters match whole words only."
+    )
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {p!r}: {exc}") from exc
+        return patterns
+
+
+class DenylistScanner:
+    config_class: ClassVar[type[ScannerConfig]] = DenylistConfig
+
+    def __init__(self, config: DenylistConfig, runtime: Runtime | None = None) -> None:
+        self.config = config
+        self.name = config.instance_name
+        self._regex: re.Pattern[str] | None = None
+        self._longest = 0
+
+    def load(self) -> None:
+        alts: list[str] = []
+        for term in self.config.terms:
+            t = normalise(term)
+            esc = re.escape(t)
+            if self.config.word_boundary and re.fullmatch(r"\w+", t, re.ASCII):
+                esc = rf"(?<![a-z0-9_]){esc}(?![a-z0-9_])"
+            alts.append(esc)
+            self._longest = max(self._longest, len(t))
+        alts.extend(f"(?:{p})" for p in self.config.patterns)
+        self._regex = re.compile("|".join(alts)) if alts else None
+
+    def info(self) -> ScannerInfo:
+        return ScannerInfo(
+            name=self.name,
+            backend="regex",
+            details={"terms": len(self.config.terms), "patterns": len(self.config.patterns)},
+        )
+
+    @property
+    def holdback_chars(self) -> int:
+        return max(self._longest, 64 if self.config.patterns else 0)
+
+    async def scan(self, ctx: ScanContext) -> ScanResult:
+        start = time.perf_counter()
+        findings: list[Finding] = []
+        if self._regex is not None:
+            norm, index = ctx.normalised
+            for m in self._regex.finditer(norm):
+                if m.end() <= m.start():
+                    continue
+                s, e = index[m.start()], index[m.end() - 1] + 1
+                findings.append(
+                    Finding(
+                        scanner=self.name,
+                        kind="denylist",
+                        category=self.config.category,
+                        score=1.0,
+                        span=(s, e),
+                        evidence={"matched": m.group(0)},
+                    )
+                )
+        return ScanResult(
+            scanner=self.name,
+            info=self.info(),
+            findings=tuple(findings),
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+        )
