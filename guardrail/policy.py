@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from guardrail.errors import PolicyError
+from guardrail.labelling.config import LabellingConfig
 from guardrail.pipeline.registry import SCANNERS, scanner_config_union
 from guardrail.pipeline.types import Action
 
@@ -64,7 +65,7 @@ class Policy(BaseModel):
     stream: StreamSettings = StreamSettings()
     messages: Messages = Messages()
     incidents: IncidentSettings = IncidentSettings()
-    labelling: dict[str, Any] = Field(default_factory=dict)
+    labelling: LabellingConfig = LabellingConfig()
     scanners: list[scanner_config_union()] = Field(default_factory=list)  # type: ignore[valid-type]
 
     @model_validator(mode="after")

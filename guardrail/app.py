@@ -1,0 +1,178 @@
+"""Application factory: ``create_app(settings)`` wires state, routers and error handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from guardrail import __version__
+from guardrail.db import make_engine, upgrade
+from guardrail.deps import AppState
+from guardrail.errors import ApiError, UpstreamError
+from guardrail.incidents.store import IncidentStore
+from guardrail.metrics import Metrics
+from guardrail.pipeline.runner import Pipeline, ScannerCache
+from guardrail.policy import PolicySet
+from guardrail.proxy.scripted import ScriptedTransport
+from guardrail.proxy.upstream import UpstreamClient
+from guardrail.runtime import Runtime
+from guardrail.settings import Settings
+
+log = logging.getLogger("guardrail")
+
+SCRIPTED_BASE = "http://scripted-upstream.guardrail.invalid/v1"
+
+
+def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AppState:
+    engine = make_engine(settings.database_url)
+    upgrade(settings.database_url, engine)
+    store = IncidentStore(engine)
+    runtime = Runtime(settings=settings, engine=engine)
+    policies = PolicySet.load(settings.policy_dir, list(settings.policy_files),
+                              settings.default_policy, dict(settings.key_policies))
+    metrics = Metrics()
+    cache = ScannerCache(runtime)
+    pipelines = {name: Pipeline(p, cache, observer=metrics.observe_scan)
+                 for name, p in policies.policies.items()}
+    scripted = settings.upstream_url is None and transport is None
+    upstream = UpstreamClient(
+        settings.upstream_url or SCRIPTED_BASE,
+        settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        read_timeout_s=settings.upstream_read_timeout_s,
+        max_connections=settings.upstream_max_connections,
+        transport=ScriptedTransport() if scripted else transport,
+    )
+    state = AppState(settings=settings, runtime=runtime, store=store, policies=policies,
+                     pipelines=pipelines, upstream=upstream, metrics=metrics,
+                     extras={"scripted": scripted})
+    _announce(state)
+    return state
+
+
+def _announce(state: AppState) -> None:
+    s = state.settings
+    log.info("guardrail %s: store=%s policies=%s default=%s", __version__,
+             state.store.engine.dialect.name, sorted(state.policies.policies),
+             state.policies.default)
+    for name, pipe in state.pipelines.items():
+        for sc in pipe.describe():
+            log.info("policy %s@%s scanner %s: backend=%s model=%s version=%s%s", name,
+                     pipe.policy.version, sc["name"], sc["backend"], sc["model"] or "-",
+                     sc["model_version"] or "-",
+                     f" DEGRADED: {sc['degraded']}" if sc.get("degraded") else "")
+    if state.extras.get("scripted"):
+        log.warning("!!! NO UPSTREAM CONFIGURED: using the built-in SCRIPTED upstream (canned "
+                    "replies). Set GUARDRAIL_UPSTREAM_URL to proxy a real endpoint. !!!")
+    else:
+        log.info("upstream: %s (api key %s)", state.upstream.base_url,
+                 "configured" if s.upstream_api_key else "not set")
+    if s.dev_mode:
+        log.warning("!!! DEV MODE: no GUARDRAIL_API_KEYS set; ANY client key is accepted. "
+                    "Loopback only. !!!")
+    if s.admin_key is None:
+        log.warning("GUARDRAIL_ADMIN_KEY not set: admin and incident routes are disabled.")
+
+
+class RequestContextMiddleware:
+    """Request id, in-flight gauge and request counter, as plain ASGI (no body buffering)."""
+
+    def __init__(self, app: ASGIApp, metrics_getter: Any) -> None:
+        self.app = app
+        self.metrics_getter = metrics_getter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics: Metrics = self.metrics_getter()
+        path = scope["path"]
+        route = path if path.startswith("/v1/") and path.count("/") <= 3 else "other"
+        rid = "req_" + uuid.uuid4().hex[:20]
+        scope.setdefault("state", {})["request_id"] = rid
+        status = {"code": 500}
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-guardrail-request-id" for k, _ in headers):
+                    headers.append((b"x-guardrail-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        gauge = metrics.in_flight.labels(route)
+        gauge.inc()
+        try:
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            gauge.dec()
+            metrics.requests.labels(route, str(status["code"])).inc()
+
+
+def _error(exc: ApiError) -> Response:
+    if isinstance(exc, UpstreamError):
+        return Response(exc.content, status_code=exc.status_code, media_type=exc.content_type)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Settings | None = None,
+               transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = build_state(settings, transport)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.extras["started_at"] = time.time()
+        yield
+        await state.upstream.aclose()
+        state.store.engine.dispose()
+
+    app = FastAPI(title="guardrail", version=__version__, lifespan=lifespan)
+    app.state.guardrail = state
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_r: Request, exc: ApiError) -> Response:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_r: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return JSONResponse({"error": {"message": f"Invalid request: {first.get('msg', exc)}",
+                                       "type": "invalid_request_error", "param": param,
+                                       "code": "invalid_value"}}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_r: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return JSONResponse({"error": {"message": str(exc.detail), "type": "invalid_request_error",
+                                       "param": None, "code": code}},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_r: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return JSONResponse({"error": {"message": "Internal error in guardrail.",
+                                       "type": "server_error", "param": None,
+                                       "code": "internal_error"}}, status_code=500)
+
+    from guardrail.admin import health, incidents
+    from guardrail.proxy import routes as proxy_routes
+
+    app.include_router(proxy_routes.router)
+    app.include_router(incidents.router)
+    app.include_router(health.router)
+    app.add_middleware(RequestContextMiddleware, metrics_getter=lambda: state.metrics)
+    return app

@@ -1,0 +1,202 @@
+"""The ``guardrail`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import ipaddress
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from guardrail.errors import ConfigError, GuardrailError
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(a[4][0]).is_loopback
+                       for a in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from guardrail.app import create_app
+    from guardrail.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    if args.policy:
+        overrides["policy_files"] = [Path(p) for p in args.policy]
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.dev_mode and not _is_loopback(settings.host):
+        print(f"refusing to bind {settings.host}: no GUARDRAIL_API_KEYS configured. Set client "
+              "keys, or bind a loopback address (127.0.0.1) for dev mode.", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=False)
+    return 0
+
+
+def _store() -> Any:
+    from guardrail.db import make_engine, upgrade
+    from guardrail.incidents.store import IncidentStore
+    from guardrail.settings import Settings
+
+    s = Settings()
+    engine = make_engine(s.database_url)
+    upgrade(s.database_url, engine)
+    return IncidentStore(engine)
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.action == "list":
+        filters = {"action": args.filter_action, "scanner": args.scanner,
+                   "category": args.category, "policy_name": args.policy}
+        for r in store.list(limit=args.limit, filters=filters):
+            print(f"{r['id']}  {r['created_at']}  {r['action']:<6} {r['kind']:<15} "
+                  f"{r['scanner'] or '-'}:{r['category'] or '-'}  policy={r['policy_name']}"
+                  f"@{r['policy_version']}  req={r['request_id']}")
+        return 0
+    if args.action == "show":
+        row = store.get(args.id)
+        if row is None:
+            print(f"no incident {args.id}", file=sys.stderr)
+            return 1
+        print(json.dumps(row, indent=2, ensure_ascii=False, default=str))
+        return 0
+    if args.action == "export":
+        out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        try:
+            if args.format == "jsonl":
+                for r in store.iter_all():
+                    out.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+            else:
+                writer: Any = None
+                for r in store.iter_all():
+                    flat = {k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list)
+                            else v for k, v in r.items()}
+                    if writer is None:
+                        writer = csv.DictWriter(out, fieldnames=list(flat))
+                        writer.writeheader()
+                    writer.writerow(flat)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        return 0
+    if args.action == "verify":
+        rep = store.verify()
+        if rep.ok:
+            print(f"OK: {rep.checked} records, chain intact")
+            return 0
+        print(f"TAMPERED: {len(rep.problems)} problem(s) in {rep.checked} records",
+              file=sys.stderr)
+        for p in rep.problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from guardrail.policy import load_policy_file, policy_json_schema
+
+    if args.action == "schema":
+        print(json.dumps(policy_json_schema(), indent=2, ensure_ascii=False))
+        return 0
+    ok = True
+    for f in args.files:
+        try:
+            p = load_policy_file(f)
+            print(f"{f}: OK (name={p.name} version={p.version} scanners="
+                  f"{[s.instance_name for s in p.scanners]})")
+        except ConfigError as exc:
+            ok = False
+            print(str(exc), file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from guardrail.settings import key_id
+
+    print(key_id(args.key))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="guardrail", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the proxy")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--policy", action="append", help="policy file (repeatable); the last one "
+                   "is the default unless GUARDRAIL_DEFAULT_POLICY names another")
+    s.set_defaults(func=cmd_serve)
+
+    i = sub.add_parser("incidents", help="list, show, export and verify incident records")
+    isub = i.add_subparsers(dest="action", required=True)
+    il = isub.add_parser("list")
+    il.add_argument("--limit", type=int, default=50)
+    il.add_argument("--action", dest="filter_action")
+    il.add_argument("--scanner")
+    il.add_argument("--category")
+    il.add_argument("--policy")
+    ish = isub.add_parser("show")
+    ish.add_argument("id")
+    ie = isub.add_parser("export")
+    ie.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    ie.add_argument("--output", "-o")
+    isub.add_parser("verify", help="check the tamper-evident hash chain")
+    i.set_defaults(func=cmd_incidents)
+
+    pol = sub.add_parser("policy", help="check policies, print the JSON Schema")
+    psub = pol.add_subparsers(dest="action", required=True)
+    pc = psub.add_parser("check")
+    pc.add_argument("files", nargs="+")
+    psub.add_parser("schema")
+    pol.set_defaults(func=cmd_policy)
+
+    k = sub.add_parser("keys", help="print the key id (as incidents record it) of an API key")
+    ksub = k.add_subparsers(dest="action", required=True)
+    kid = ksub.add_parser("id")
+    kid.add_argument("key")
+    k.set_defaults(func=cmd_keys)
+
+    for mod in ("guardrail.corpus.cli", "guardrail.labelling.cli"):
+        _register_optional(sub, mod)
+    return p
+
+
+def _register_optional(sub: Any, module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        importlib.import_module(module).register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GuardrailError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

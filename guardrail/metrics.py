@@ -1,0 +1,46 @@
+"""Prometheus metrics for SREs. One registry per app (tests build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LAT = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.requests = Counter("guardrail_requests_total", "Proxy requests by route and status",
+                                ["route", "status"], registry=r)
+        self.in_flight = Gauge("guardrail_in_flight_requests", "Requests being served",
+                               ["route"], registry=r)
+        self.upstream_latency = Histogram(
+            "guardrail_upstream_latency_seconds",
+            "Upstream time (to full body, or to end of stream)", ["route"], buckets=_LAT,
+            registry=r)
+        self.overhead = Histogram(
+            "guardrail_overhead_seconds",
+            "Time guardrail adds on top of the upstream (scanning, incidents, relay)", ["route"],
+            buckets=_LAT, registry=r)
+        self.ttft = Histogram("guardrail_time_to_first_token_seconds",
+                              "Streaming: request start to first released content", ["route"],
+                              buckets=_LAT, registry=r)
+        self.decisions = Counter("guardrail_decisions_total", "Decisions by action",
+                                 ["action", "policy"], registry=r)
+        self.findings = Counter("guardrail_findings_total", "Acting findings by scanner/category",
+                                ["scanner", "category", "action"], registry=r)
+        self.scanner_seconds = Histogram("guardrail_scanner_seconds", "Scanner run time",
+                                         ["scanner", "outcome"], buckets=_LAT, registry=r)
+        self.scanner_failures = Counter("guardrail_scanner_failures_total",
+                                        "Scanner errors and timeouts", ["scanner", "reason"],
+                                        registry=r)
+        self.incidents = Counter("guardrail_incidents_total", "Incident records written",
+                                 ["kind", "action"], registry=r)
+
+    def observe_scan(self, scanner: str, outcome: str, seconds: float) -> None:
+        self.scanner_seconds.labels(scanner, outcome).observe(seconds)
+        if outcome != "ok":
+            self.scanner_failures.labels(scanner, outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,118 @@
+"""Runs the pipeline on one text and turns non-allow decisions into incident drafts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from guardrail.incidents.store import IncidentDraft, content_hash
+from guardrail.pipeline.types import (
+    Action,
+    Decision,
+    RequestMeta,
+    RuledFinding,
+    ScanContext,
+    Stage,
+    apply_redactions,
+)
+
+if TYPE_CHECKING:
+    from guardrail.deps import AppState, Client
+
+
+@dataclass
+class Guarded:
+    decision: Decision
+    incident_ids: list[str]
+
+
+def _excerpt(text: str, decision: Decision, limit: int) -> str | None:
+    """A short excerpt around the first acting finding, with every redactable or personal
+    span masked (the incident never stores raw PII)."""
+    if limit <= 0:
+        return None
+    masks = [(f.span[0], f.span[1], f"<{f.category.upper()}>")
+             for r in decision.results for f in r.findings
+             if f.span is not None and (f.kind == "pii" or f.replacement is not None)]
+    masks += [(s, e, rep) for s, e, rep in decision.redactions]
+    acting = decision.acting_findings
+    centre = acting[0].finding.span[0] if acting and acting[0].finding.span else 0
+    lo = max(0, centre - limit // 2)
+    hi = min(len(text), lo + limit)
+    inside = [(max(s, lo), min(e, hi), rep) for s, e, rep in masks if s < hi and e > lo]
+    shifted = [(s - lo, e - lo, rep) for s, e, rep in inside]
+    return apply_redactions(text[lo:hi], shifted)
+
+
+def _lead(findings: tuple[RuledFinding, ...]) -> RuledFinding | None:
+    return max(findings, key=lambda r: (r.action.rank, r.finding.score), default=None)
+
+
+def incident_drafts(
+    state: AppState,
+    client: Client,
+    meta: RequestMeta,
+    stage: Stage,
+    text: str,
+    decision: Decision,
+    findings: tuple[RuledFinding, ...] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[IncidentDraft]:
+    """One draft for the decision (if it is not allow) plus one per scanner failure."""
+    policy = client.policy
+    scanners = client.pipeline.describe()
+    acting = tuple(r for r in (findings if findings is not None else decision.findings)
+                   if r.action is not Action.ALLOW)
+    common: dict[str, Any] = {
+        "request_id": meta.request_id, "system_id": policy.system, "policy_name": policy.name,
+        "policy_version": policy.version, "route": meta.route, "stage": stage.value,
+        "api_key_id": meta.api_key_id, "tenant": meta.tenant,
+        "upstream_model": meta.upstream_model, "scanners": scanners,
+        "content_sha256": content_hash(text), "owner": policy.incidents.owner,
+    }
+    excerpt = _excerpt(text, decision, policy.incidents.excerpt_chars)
+    drafts: list[IncidentDraft] = []
+    lead = _lead(acting)
+    if lead is not None:
+        info = next((r.info for r in decision.results if r.scanner == lead.finding.scanner), None)
+        action = Action.strongest([r.action for r in acting])
+        drafts.append(IncidentDraft(
+            **common, kind="decision", action=action.value,
+            scanner=lead.finding.scanner,
+            backend=info.backend if info else None,
+            model=info.model if info else None,
+            model_version=info.model_version if info else None,
+            category=lead.finding.category, score=float(lead.finding.score),
+            threshold=lead.threshold, excerpt=excerpt,
+            review_status="pending_review" if action is Action.HOLD else "open",
+            evidence={"findings": [{**r.finding.as_dict(), "action": r.action.value,
+                                    "threshold": r.threshold} for r in acting],
+                      **(extra or {})},
+        ))
+    for f in decision.failures:
+        drafts.append(IncidentDraft(
+            **common, kind="scanner_failure", action=f.action.value, scanner=f.scanner,
+            backend=f.info.backend, model=f.info.model, model_version=f.info.model_version,
+            category=f"scanner_{f.reason}", excerpt=None,
+            evidence={"reason": f.reason, "message": f.message, "fail_mode": f.fail_mode,
+                      **(extra or {})},
+        ))
+    return drafts
+
+
+async def record(state: AppState, drafts: list[IncidentDraft]) -> list[str]:
+    """Commit drafts (before the response they concern is released) and count them."""
+    ids = await state.store.append_async(drafts)
+    for d in drafts:
+        state.metrics.incidents.labels(d.kind, d.action).inc()
+    return ids
+
+
+async def guard_text(
+    state: AppState, client: Client, meta: RequestMeta, text: str, stage: Stage,
+    extra: dict[str, Any] | None = None,
+) -> Guarded:
+    decision = await client.pipeline.run(ScanContext(text=text, meta=meta, stage=stage))
+    drafts = incident_drafts(state, client, meta, stage, text, decision, extra=extra)
+    ids = await record(state, drafts) if drafts else []
+    return Guarded(decision, ids)

@@ -1,0 +1,187 @@
+"""OpenAI-compatible proxy routes: chat completions, completions, models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from contextlib import AsyncExitStack
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from guardrail.deps import AppState, Client, ClientDep, State
+from guardrail.errors import ApiError
+from guardrail.pipeline.types import Action, RequestMeta
+from guardrail.proxy import schemas
+from guardrail.proxy.guard import Guarded, guard_text
+from guardrail.proxy.streaming import StreamGuard, relay
+
+router = APIRouter(prefix="/v1", tags=["proxy"])
+
+_FORWARD_HEADERS = ("openai-organization", "openai-project", "user-agent", "x-request-id")
+
+
+def _meta(request: Request, client: Client, route: str, body: dict[str, Any]) -> RequestMeta:
+    return RequestMeta(
+        request_id=getattr(request.state, "request_id", None) or "req_" + uuid.uuid4().hex[:20],
+        route=route,
+        policy_name=client.policy.name,
+        policy_version=client.policy.version,
+        system_id=client.policy.system,
+        api_key_id=client.key_id,
+        tenant=request.headers.get("x-guardrail-tenant"),
+        upstream_model=body.get("model") if isinstance(body.get("model"), str) else None,
+    )
+
+
+def _fwd_headers(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
+
+
+def _guardrail_headers(meta: RequestMeta, action: Action, incident_ids: list[str]) -> dict[str, str]:
+    h = {"X-Guardrail-Decision": action.value, "X-Guardrail-Request-Id": meta.request_id,
+         "X-Guardrail-Policy": f"{meta.policy_name}@{meta.policy_version}"}
+    if incident_ids:
+        h["X-Guardrail-Incidents"] = ",".join(incident_ids)
+    return h
+
+
+def _splice(raw: bytes, key: str, value: dict[str, Any]) -> bytes:
+    """Append ``"key": value`` to a JSON object's bytes without re-serialising the rest, so
+    an allowed response stays byte-for-byte what the upstream sent."""
+    body = raw.rstrip()
+    if not body.endswith(b"}"):
+        raise ValueError("not a JSON object")
+    inner = body[:-1].rstrip()
+    sep = b"" if inner.endswith(b"{") else b","
+    return inner + sep + json.dumps({key: value}, ensure_ascii=False)[1:-1].encode() + b"}"
+
+
+async def _proxy(request: Request, state: AppState, client: Client, *, chat: bool) -> Response:
+    route = "/v1/chat/completions" if chat else "/v1/completions"
+    t0 = time.perf_counter()
+    raw, body = await schemas.read_json_body(request, state.settings.max_body_bytes)
+    (schemas.validate_chat if chat else schemas.validate_completion)(body)
+    meta = _meta(request, client, route, body)
+    path = "chat/completions" if chat else "completions"
+    base_url = client.policy.upstream
+    if body.get("stream") is True:
+        return await _stream(request, state, client, meta, raw, path, base_url, chat, t0)
+
+    up0 = time.perf_counter()
+    resp = await state.upstream.request("POST", path, content=raw, headers=_fwd_headers(request),
+                                        base_url=base_url)
+    up_s = time.perf_counter() - up0
+    state.metrics.upstream_latency.labels(route).observe(up_s)
+    try:
+        data = resp.json()
+        choices = data["choices"]
+        assert isinstance(choices, list)
+    except Exception:  # noqa: BLE001 - an upstream that is not OpenAI-compatible
+        from guardrail.errors import UpstreamUnreachableError
+
+        raise UpstreamUnreachableError("upstream returned a body that is not an OpenAI "
+                                       "completion object", code="upstream_bad_response") from None
+    fields = [f for i, ch in enumerate(choices) if isinstance(ch, dict)
+              for f in (schemas.chat_fields(ch, ch.get("index", i)) if chat
+                        else schemas.completion_fields(ch, ch.get("index", i)))]
+    results: list[Guarded] = await asyncio.gather(
+        *(guard_text(state, client, meta, f.text, f.stage, extra={"choice": f.choice,
+                                                                  "field": list(f.path)})
+          for f in fields))
+    action = Action.strongest([g.decision.action for g in results])
+    ids = [i for g in results for i in g.incident_ids]
+    state.metrics.decisions.labels(action.value, client.policy.name).inc()
+    for g in results:
+        for rf in g.decision.acting_findings:
+            state.metrics.findings.labels(rf.finding.scanner, rf.finding.category,
+                                          rf.action.value).inc()
+    summary = {"decision": action.value, "incident_ids": ids, "policy": client.policy.name,
+               "policy_version": client.policy.version, "request_id": meta.request_id}
+    headers = _guardrail_headers(meta, action, ids)
+    if action in (Action.ALLOW, Action.FLAG):
+        content = _splice(resp.content, "guardrail", summary)
+    else:
+        by_index = {ch.get("index", i): ch for i, ch in enumerate(choices)}
+        if action is Action.REDACT:
+            from guardrail.pipeline.types import apply_redactions
+
+            for f, g in zip(fields, results, strict=True):
+                red = g.decision.redactions
+                if red:
+                    schemas.set_path(by_index[f.choice], f.path, apply_redactions(f.text, red))
+        else:
+            msg = getattr(client.policy.messages, action.value).format(
+                incident_id=ids[0] if ids else "-")
+            summary["message"] = msg
+            for ch in choices:
+                ch["finish_reason"] = "content_filter"
+                if chat:
+                    ch["message"] = {"role": "assistant", "content": msg}
+                else:
+                    ch["text"] = msg
+        data["guardrail"] = summary
+        content = json.dumps(data, ensure_ascii=False).encode()
+    state.metrics.overhead.labels(route).observe(max(0.0, time.perf_counter() - t0 - up_s))
+    return Response(content=content, status_code=resp.status_code,
+                    media_type="application/json", headers=headers)
+
+
+async def _stream(request: Request, state: AppState, client: Client, meta: RequestMeta,
+                  raw: bytes, path: str, base_url: str | None, chat: bool, t0: float) -> Response:
+    route = meta.route
+    stack = AsyncExitStack()
+    up0 = time.perf_counter()
+    try:
+        upstream = await stack.enter_async_context(
+            state.upstream.stream(path, content=raw, headers=_fwd_headers(request),
+                                  base_url=base_url))
+    except BaseException:
+        await stack.aclose()
+        raise
+
+    def first_content() -> None:
+        state.metrics.ttft.labels(route).observe(time.perf_counter() - t0)
+
+    guard = StreamGuard(state, client, meta, chat, on_first_content=first_content)
+
+    def done(status: str) -> None:
+        total = time.perf_counter() - up0
+        state.metrics.upstream_latency.labels(route).observe(total)
+        state.metrics.decisions.labels(guard.action.value, client.policy.name).inc()
+
+    async def body() -> Any:
+        try:
+            async for chunk in relay(guard, upstream, done):
+                yield chunk
+        finally:
+            await stack.aclose()
+
+    headers = _guardrail_headers(meta, Action.ALLOW, [])
+    headers["X-Guardrail-Decision"] = "streamed"  # final decision is in the last chunk
+    headers["Cache-Control"] = "no-cache"
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, state: State, client: ClientDep) -> Response:
+    return await _proxy(request, state, client, chat=True)
+
+
+@router.post("/completions")
+async def completions(request: Request, state: State, client: ClientDep) -> Response:
+    return await _proxy(request, state, client, chat=False)
+
+
+@router.get("/models")
+async def models(request: Request, state: State, client: ClientDep) -> Response:
+    resp = await state.upstream.request("GET", "models", headers=_fwd_headers(request),
+                                        base_url=client.policy.upstream)
+    return Response(content=resp.content, status_code=resp.status_code,
+                    media_type=resp.headers.get("content-type", "application/json"))
+
+
+__all__ = ["router", "ApiError"]

@@ -1,0 +1,114 @@
+"""Request validation and the text fields of OpenAI responses that must be scanned.
+
+Requests are validated only as far as the proxy needs; the original bytes go upstream
+untouched, so fields guardrail does not know pass through.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from guardrail.errors import BadRequestError, PayloadTooLargeError
+from guardrail.pipeline.types import Stage
+
+
+async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("Request body must be a JSON object.", code="invalid_json")
+    return raw, body
+
+
+def _require(body: dict[str, Any], field: str, kind: type | tuple[type, ...], desc: str) -> None:
+    if field not in body:
+        raise BadRequestError(f"Missing required parameter: '{field}'.", param=field,
+                              code="missing_required_parameter")
+    if not isinstance(body[field], kind) or (isinstance(body[field], bool) and kind is not bool):
+        raise BadRequestError(f"Invalid type for '{field}': expected {desc}.", param=field,
+                              code="invalid_type")
+
+
+def validate_chat(body: dict[str, Any]) -> None:
+    _require(body, "model", str, "a string")
+    _require(body, "messages", list, "an array of messages")
+    if not body["messages"]:
+        raise BadRequestError("'messages' must contain at least one message.", param="messages",
+                              code="invalid_value")
+    for i, m in enumerate(body["messages"]):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise BadRequestError(f"messages[{i}] must be an object with a 'role'.",
+                                  param=f"messages[{i}]", code="invalid_value")
+    _common(body)
+
+
+def validate_completion(body: dict[str, Any]) -> None:
+    _require(body, "model", str, "a string")
+    _require(body, "prompt", (str, list), "a string or an array")
+    _common(body)
+
+
+def _common(body: dict[str, Any]) -> None:
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise BadRequestError("Invalid type for 'stream': expected a boolean.", param="stream",
+                              code="invalid_type")
+    n = body.get("n", 1)
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise BadRequestError("'n' must be a positive integer.", param="n", code="invalid_value")
+
+
+@dataclass
+class TextField:
+    """A scannable string inside a response: where it is, and how to put a new value back."""
+
+    choice: int
+    stage: Stage
+    path: tuple[str | int, ...]  # path inside the choice object
+    text: str
+
+
+def chat_fields(choice: dict[str, Any], idx: int) -> list[TextField]:
+    out: list[TextField] = []
+    msg = choice.get("message") or {}
+    if isinstance(msg.get("content"), str):
+        out.append(TextField(idx, Stage.OUTPUT, ("message", "content"), msg["content"]))
+    if isinstance(msg.get("refusal"), str):
+        out.append(TextField(idx, Stage.OUTPUT, ("message", "refusal"), msg["refusal"]))
+    for t, call in enumerate(msg.get("tool_calls") or []):
+        args = (call.get("function") or {}).get("arguments")
+        if isinstance(args, str):
+            out.append(TextField(idx, Stage.TOOL_ARGUMENTS,
+                                 ("message", "tool_calls", t, "function", "arguments"), args))
+    fc = msg.get("function_call") or {}
+    if isinstance(fc.get("arguments"), str):
+        out.append(TextField(idx, Stage.TOOL_ARGUMENTS, ("message", "function_call", "arguments"),
+                             fc["arguments"]))
+    return out
+
+
+def completion_fields(choice: dict[str, Any], idx: int) -> list[TextField]:
+    text = choice.get("text")
+    return [TextField(idx, Stage.OUTPUT, ("text",), text)] if isinstance(text, str) else []
+
+
+def set_path(obj: Any, path: tuple[str | int, ...], value: Any) -> None:
+    for p in path[:-1]:
+        obj = obj[p]
+    obj[path[-1]] = value

@@ -1,0 +1,308 @@
+"""SSE relay with a hold-back window.
+
+Per choice, content deltas are queued with their character offsets. When enough new text has
+arrived the pipeline scans a window (the already-released tail as overlap + everything held),
+so a match split across chunks is seen whole. Text is released only up to
+``len(text) - holdback`` (never inside a pending redaction), so a match that starts in held
+text can still be completed by the next chunk before anything of it leaves. Events whose text
+needs no change are re-emitted byte-for-byte; redacted ones are rewritten. On block/hold the
+stream ends with a ``finish_reason: "content_filter"`` chunk, then ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from guardrail.errors import map_upstream_exception
+from guardrail.pipeline.types import Action, RequestMeta, RuledFinding, ScanContext, Stage
+from guardrail.proxy.guard import incident_drafts, record
+
+if TYPE_CHECKING:
+    from guardrail.deps import AppState, Client
+
+
+@dataclass
+class Event:
+    raw: str  # original SSE data payload
+    payload: dict[str, Any]
+    start: int = 0  # content offsets in the choice's text
+    end: int = 0
+    tool: bool = False
+
+
+@dataclass
+class ChoiceState:
+    index: int
+    text: str = ""
+    queue: list[Event] = field(default_factory=list)
+    released: int = 0  # offset up to which content has been released
+    scanned: int = 0  # offset up to which text has been scanned
+    redactions: list[list[Any]] = field(default_factory=list)  # [start, end, replacement]
+    seen: list[tuple[tuple[str, str, str], int, int]] = field(default_factory=list)
+    tool_args: dict[int, str] = field(default_factory=dict)
+    finished: bool = False
+
+
+def _content_of(payload: dict[str, Any], chat: bool) -> tuple[int | None, str, bool]:
+    choices = payload.get("choices") or []
+    if len(choices) != 1:
+        return None, "", False
+    ch = choices[0]
+    if chat:
+        delta = ch.get("delta") or {}
+        text = delta.get("content") or ""
+        tool = bool(delta.get("tool_calls") or delta.get("function_call"))
+    else:
+        text, tool = ch.get("text") or "", False
+    return ch.get("index", 0), text if isinstance(text, str) else "", tool
+
+
+def _split_choices(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chunk carrying several choices is split into one chunk per choice."""
+    return [{**payload, "choices": [c]} for c in payload.get("choices") or []]
+
+
+def sse(data: str) -> bytes:
+    return f"data: {data}\n\n".encode()
+
+
+class StreamGuard:
+    def __init__(self, state: AppState, client: Client, meta: RequestMeta, chat: bool,
+                 on_first_content: Callable[[], None] | None = None) -> None:
+        self.state, self.client, self.meta, self.chat = state, client, meta, chat
+        self.policy = client.policy
+        self.holdback = client.pipeline.holdback_chars
+        self.scan_every = self.policy.stream.scan_every_chars
+        self.choices: dict[int, ChoiceState] = {}
+        self.action = Action.ALLOW
+        self.incident_ids: list[str] = []
+        self.stopped = False
+        self.template: dict[str, Any] = {}
+        self.trailing: list[str] = []  # non-choice events (usage) released at the end
+        self.on_first_content = on_first_content
+        self._first = False
+
+    # -- feeding ---------------------------------------------------------------------------
+    async def feed(self, raw: str) -> list[bytes]:
+        try:
+            payload = json.loads(raw)
+        except json.JSONDecodeError:
+            return [sse(raw)]
+        if not isinstance(payload, dict):
+            return [sse(raw)]
+        if "error" in payload:
+            return [sse(raw)]
+        if not self.template:
+            self.template = {k: payload[k] for k in ("id", "object", "created", "model")
+                             if k in payload}
+        choices = payload.get("choices") or []
+        if not choices:
+            self.trailing.append(raw)
+            return []
+        if len(choices) > 1:
+            out: list[bytes] = []
+            for sub in _split_choices(payload):
+                out += await self.feed(json.dumps(sub, ensure_ascii=False))
+            return out
+        idx, text, tool = _content_of(payload, self.chat)
+        assert idx is not None
+        st = self.choices.setdefault(idx, ChoiceState(idx))
+        ev = Event(raw=raw, payload=payload, start=len(st.text), end=len(st.text) + len(text),
+                   tool=tool)
+        st.text += text
+        if tool:
+            self._collect_tool_args(st, payload)
+        st.queue.append(ev)
+        if payload["choices"][0].get("finish_reason"):
+            st.finished = True
+            return await self._scan_and_release(st, final=True)
+        if len(st.text) - st.scanned >= self.scan_every:
+            return await self._scan_and_release(st, final=False)
+        return []
+
+    def _collect_tool_args(self, st: ChoiceState, payload: dict[str, Any]) -> None:
+        delta = payload["choices"][0].get("delta") or {}
+        for call in delta.get("tool_calls") or []:
+            args = (call.get("function") or {}).get("arguments") or ""
+            st.tool_args[call.get("index", 0)] = st.tool_args.get(call.get("index", 0), "") + args
+        fc = delta.get("function_call") or {}
+        if fc.get("arguments"):
+            st.tool_args[-1] = st.tool_args.get(-1, "") + fc["arguments"]
+
+    # -- scanning --------------------------------------------------------------------------
+    async def _scan(self, st: ChoiceState, text: str, base: int, stage: Stage) -> Action:
+        ctx = ScanContext(text=text, meta=self.meta, stage=stage)
+        decision = await self.client.pipeline.run(ctx)
+        new: list[RuledFinding] = []
+        for rf in decision.findings:
+            f = rf.finding
+            span = (f.span[0] + base, f.span[1] + base) if f.span else (-1, -1)
+            key = (stage.value, f.scanner, f.category)
+            if rf.action is not Action.ALLOW and not any(
+                k == key and span[0] < e and s < span[1] for k, s, e in st.seen
+            ):
+                new.append(rf)
+            if rf.action is not Action.ALLOW:
+                st.seen.append((key, *span))
+            if rf.action is Action.REDACT and f.span and stage is Stage.STREAM_WINDOW:
+                self._add_redaction(st, span[0], span[1],
+                                    f.replacement or f"<{f.category.upper()}>")
+        drafts = incident_drafts(self.state, self.client, self.meta, stage, text, decision,
+                                 findings=tuple(new),
+                                 extra={"choice": st.index, "window_offset": base})
+        if drafts:
+            self.incident_ids += await record(self.state, drafts)
+        acts = [rf.action for rf in new] + [f.action for f in decision.failures]
+        act = Action.strongest(acts)
+        self.action = Action.strongest([self.action, act])
+        return act
+
+    def _add_redaction(self, st: ChoiceState, start: int, end: int, rep: str) -> None:
+        for r in st.redactions:
+            if start < r[1] and end > r[0]:
+                if start < r[0] and start >= st.released:
+                    r[0], r[2] = start, rep
+                r[1] = max(r[1], end)
+                return
+        st.redactions.append([start, end, rep])
+        st.redactions.sort()
+
+    async def _scan_and_release(self, st: ChoiceState, final: bool) -> list[bytes]:
+        if self.stopped:
+            return []
+        act = Action.ALLOW
+        if len(st.text) > st.scanned:
+            base = max(0, st.released - self.holdback)
+            act = await self._scan(st, st.text[base:], base, Stage.STREAM_WINDOW)
+            st.scanned = len(st.text)
+        if final and st.tool_args and act not in (Action.BLOCK, Action.HOLD):
+            for key, args in st.tool_args.items():
+                a = await self._scan(st, args, 0, Stage.TOOL_ARGUMENTS)
+                act = Action.strongest([act, a])
+        if act in (Action.BLOCK, Action.HOLD):
+            return self._stop(st, act)
+        limit = len(st.text) if final else max(st.released, len(st.text) - self.holdback)
+        for r in st.redactions:
+            if r[0] < limit < r[1]:
+                limit = r[0]
+        return self._release(st, limit, final)
+
+    def _render(self, st: ChoiceState, start: int, end: int) -> str:
+        out: list[str] = []
+        pos = start
+        for r0, r1, rep in st.redactions:
+            if r1 <= start or r0 >= end:
+                continue
+            if r0 >= pos:
+                out.append(st.text[pos:r0])
+                out.append(rep)
+            pos = max(pos, min(r1, end))
+        out.append(st.text[pos:end])
+        return "".join(out)
+
+    def _release(self, st: ChoiceState, limit: int, final: bool) -> list[bytes]:
+        out: list[bytes] = []
+        while st.queue:
+            ev = st.queue[0]
+            if ev.end > limit and ev.end > ev.start:
+                break
+            if ev.tool and not final:
+                break
+            st.queue.pop(0)
+            if ev.end > ev.start:
+                rendered = self._render(st, ev.start, ev.end)
+                if rendered != st.text[ev.start:ev.end]:
+                    payload = json.loads(ev.raw)
+                    ch = payload["choices"][0]
+                    if self.chat:
+                        ch.setdefault("delta", {})["content"] = rendered
+                    else:
+                        ch["text"] = rendered
+                    ev.raw = json.dumps(payload, ensure_ascii=False)
+                st.released = ev.end
+                if not self._first and rendered:
+                    self._first = True
+                    if self.on_first_content:
+                        self.on_first_content()
+            out.append(sse(ev.raw))
+        return out
+
+    def _stop(self, st: ChoiceState, act: Action) -> list[bytes]:
+        self.stopped = True
+        st.queue.clear()
+        msg = getattr(self.policy.messages, act.value).format(
+            incident_id=self.incident_ids[0] if self.incident_ids else "-")
+        chunk = {**self.template,
+                 "choices": [{"index": st.index, "delta": {} if self.chat else None,
+                              "finish_reason": "content_filter"}],
+                 "guardrail": self.summary(message=msg)}
+        if not self.chat:
+            chunk["choices"][0] = {"index": st.index, "text": "", "finish_reason": "content_filter"}
+        return [sse(json.dumps(chunk, ensure_ascii=False))]
+
+    # -- end -------------------------------------------------------------------------------
+    async def finish(self) -> list[bytes]:
+        out: list[bytes] = []
+        for st in self.choices.values():
+            if self.stopped:
+                break
+            if st.queue or len(st.text) > st.scanned:
+                out += await self._scan_and_release(st, final=True)
+        if not self.stopped:
+            out += [sse(raw) for raw in self.trailing]
+            out.append(sse(json.dumps({**self.template, "choices": [],
+                                       "guardrail": self.summary()}, ensure_ascii=False)))
+        return out
+
+    def summary(self, message: str | None = None) -> dict[str, Any]:
+        s: dict[str, Any] = {"decision": self.action.value, "incident_ids": self.incident_ids,
+                             "policy": self.policy.name, "policy_version": self.policy.version,
+                             "request_id": self.meta.request_id}
+        if message:
+            s["message"] = message
+        return s
+
+
+async def relay(
+    guard: StreamGuard, upstream: httpx.Response, on_done: Callable[[str], None]
+) -> AsyncIterator[bytes]:
+    """Yield guarded SSE bytes from an open upstream response; always ends the stream."""
+    status = "ok"
+    try:
+        async for line in upstream.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            for chunk in await guard.feed(data):
+                yield chunk
+            if guard.stopped:
+                break
+        for chunk in await guard.finish():
+            yield chunk
+        yield b"data: [DONE]\n\n"
+    except httpx.HTTPError as exc:
+        status = "upstream_error"
+        err = map_upstream_exception(exc)
+        body = err.body()
+        body["error"]["message"] = f"upstream stream failed: {err.message}"
+        yield sse(json.dumps(body))
+    except Exception:
+        status = "error"
+        yield sse(json.dumps({"error": {"message": "guardrail failed while relaying the stream",
+                                        "type": "server_error", "param": None,
+                                        "code": "stream_failed"}}))
+        raise
+    finally:
+        on_done(status)
+
+
+def now() -> float:
+    return time.perf_counter()
