@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 SCANNERS: dict[str, str] = {
     "denylist": "guardrail.scanners.denylist:DenylistScanner",
+    "harm": "guardrail.scanners.harm:HarmScanner",
 }
 
 

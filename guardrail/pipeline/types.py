@@ -121,17 +121,25 @@ def normalise(text: str) -> str:
 
 
 def normalise_with_map(text: str) -> tuple[str, list[int]]:
-    """Normalise character by character, returning the text and, for each output char,
-    the index of the source char it came from (so spans map back to the original)."""
+    """Normalise segment by segment (a base character plus any combining marks, including
+    half-width kana voicing marks), returning the text and, for each output char, the index
+    of the source char it came from (so spans map back to the original)."""
     out: list[str] = []
     index: list[int] = []
-    for i, ch in enumerate(text):
-        n = unicodedata.normalize("NFKC", ch).casefold() if not ch.isascii() else ch.lower()
-        out.append(n)
-        index.extend([i] * len(n))
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and (unicodedata.combining(text[j]) or text[j] in _VOICING):
+            j += 1
+        seg = text[i:j]
+        norm = seg.lower() if seg.isascii() else unicodedata.normalize("NFKC", seg).casefold()
+        out.append(norm)
+        index.extend([i] * len(norm))
+        i = j
     return "".join(out), index
 
 
+_VOICING = frozenset("\uff9e\uff9f\u3099\u309a")
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xFF66, 0xFF9F))
 
 

@@ -44,6 +44,17 @@ def _excerpt(text: str, decision: Decision, limit: int) -> str | None:
     return apply_redactions(text[lo:hi], shifted)
 
 
+def _finding_evidence(r: RuledFinding, text: str) -> dict[str, Any]:
+    """The finding as recorded; a redacted or personal span's raw text never enters the record."""
+    d = {**r.finding.as_dict(), "action": r.action.value, "threshold": r.threshold}
+    f = r.finding
+    if f.span is not None and (r.action is Action.REDACT or f.kind == "pii"):
+        raw = text[f.span[0]:f.span[1]].casefold()
+        d["evidence"] = {k: ("<redacted>" if isinstance(v, str) and v.casefold() == raw else v)
+                         for k, v in f.evidence.items()}
+    return d
+
+
 def _lead(findings: tuple[RuledFinding, ...]) -> RuledFinding | None:
     return max(findings, key=lambda r: (r.action.rank, r.finding.score), default=None)
 
@@ -85,8 +96,7 @@ def incident_drafts(
             category=lead.finding.category, score=float(lead.finding.score),
             threshold=lead.threshold, excerpt=excerpt,
             review_status="pending_review" if action is Action.HOLD else "open",
-            evidence={"findings": [{**r.finding.as_dict(), "action": r.action.value,
-                                    "threshold": r.threshold} for r in acting],
+            evidence={"findings": [_finding_evidence(r, text) for r in acting],
                       **(extra or {})},
         ))
     for f in decision.failures:

@@ -81,7 +81,9 @@ class DenylistScanner:
             for m in self._regex.finditer(norm):
                 if m.end() <= m.start():
                     continue
-                s, e = index[m.start()], index[m.end() - 1] + 1
+                s = index[m.start()]
+                k = m.end()  # end of the source segment that holds the match's last char
+                e = max(index[k] if k < len(index) else len(ctx.text), index[k - 1] + 1)
                 findings.append(
                     Finding(
                         scanner=self.name,

@@ -1,0 +1,100 @@
+"""Shared fixtures: a real fake upstream over HTTP and a real guardrail server."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.mocks.fake_upstream import build_fake_upstream
+from tests.mocks.servers import ThreadedServer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+CLIENT_KEY = "sk-client-test-key"
+ADMIN_KEY = "admin-test-key"
+UPSTREAM_KEY = "sk-upstream-secret"
+
+
+@dataclass
+class FakeUpstream:
+    server: ThreadedServer
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url + "/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.server.server.config.app.state.requests  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeUpstream]:
+    srv = ThreadedServer(build_fake_upstream()).start()
+    yield FakeUpstream(srv)
+    srv.stop()
+
+
+@dataclass
+class Server:
+    base_url: str
+    root_url: str
+    client_key: str
+    admin_key: str
+    store: Any
+    app: Any
+    settings: Any
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.guardrail
+
+
+@pytest.fixture
+def make_server(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> Iterator[Callable[..., Server]]:
+    """Start the real proxy (uvicorn, free port) with the given policy YAML.
+
+    Keyword arguments override :class:`guardrail.settings.Settings` fields.
+    """
+    from guardrail.app import create_app
+    from guardrail.settings import Settings
+
+    started: list[ThreadedServer] = []
+
+    def start(policy_yaml: str | None = None, **overrides: Any) -> Server:
+        pdir = tmp_path / f"policies{len(started)}"
+        pdir.mkdir()
+        if policy_yaml is not None:
+            (pdir / "default.yaml").write_text(textwrap.dedent(policy_yaml), encoding="utf-8")
+        else:
+            (pdir / "default.yaml").write_text("name: default\nscanners: []\n")
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path}/guardrail{len(started)}.db",
+            "policy_dir": pdir,
+            "upstream_url": fake_upstream.base_url,
+            "upstream_api_key": UPSTREAM_KEY,
+            "api_keys": [CLIENT_KEY],
+            "admin_key": ADMIN_KEY,
+            "upstream_read_timeout_s": 10.0,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        app = create_app(settings)
+        srv = ThreadedServer(app).start()
+        started.append(srv)
+        return Server(base_url=srv.url + "/v1", root_url=srv.url, client_key=CLIENT_KEY,
+                      admin_key=ADMIN_KEY, store=app.state.guardrail.store, app=app,
+                      settings=settings)
+
+    yield start
+    for srv in started:
+        srv.stop()

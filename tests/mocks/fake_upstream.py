@@ -1,0 +1,86 @@
+"""A fake OpenAI-compatible upstream that echoes the last user message.
+
+Behaviour is picked by the request's ``model``:
+  any other model   echo (chat: last user message; completions: prompt), streaming in 3-char
+                    chunks; ``fake_tool_args`` in the body adds a tool call with those arguments
+  "fail-429"        HTTP 429 with an OpenAI error body
+  "fail-500"        HTTP 500
+  "slow"            sleeps ``fake_sleep`` seconds (default 5) before answering
+  "disconnect"      streams two chunks, then drops the connection
+  "not-json"        HTTP 200 with a body that is not JSON
+Every request body and its headers are kept in ``requests`` for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from guardrail.proxy.scripted import completion_object, reply_for, stream_events
+
+
+def _with_tool(obj: dict[str, Any], args: str) -> None:
+    for ch in obj["choices"]:
+        ch["message"]["tool_calls"] = [{"id": "call_1", "type": "function",
+                                        "function": {"name": "lookup", "arguments": args}}]
+        ch["finish_reason"] = "tool_calls"
+
+
+def build_fake_upstream() -> FastAPI:
+    app = FastAPI()
+    app.state.requests = []
+
+    async def handle(request: Request, chat: bool) -> Response:
+        body = await request.json()
+        app.state.requests.append({"body": body, "headers": dict(request.headers)})
+        model = body.get("model")
+        if model == "fail-429":
+            return JSONResponse({"error": {"message": "Rate limit reached", "type": "requests",
+                                           "param": None, "code": "rate_limit_exceeded"}},
+                                status_code=429)
+        if model == "fail-500":
+            return JSONResponse({"error": {"message": "boom", "type": "server_error",
+                                           "param": None, "code": None}}, status_code=500)
+        if model == "slow":
+            await asyncio.sleep(float(body.get("fake_sleep", 5)))
+        if model == "not-json":
+            return Response(b"<html>oops</html>", media_type="text/html")
+        text = reply_for({**body, "messages": [
+            {**m, "content": "echo:" + m["content"]} if m.get("role") == "user"
+            and isinstance(m.get("content"), str) else m for m in body.get("messages", [])
+        ]} if chat else {**body, "prompt": "echo:" + str(body.get("prompt", ""))})
+        if body.get("stream"):
+            gen = stream_events(body, text, chat, piece=3)
+            if model == "disconnect":
+                async def broken() -> Any:
+                    n = 0
+                    async for chunk in gen:
+                        yield chunk
+                        n += 1
+                        if n == 3:
+                            raise RuntimeError("upstream died mid-stream")
+                return StreamingResponse(broken(), media_type="text/event-stream")
+            return StreamingResponse(gen, media_type="text/event-stream")
+        obj = completion_object(body, text, chat)
+        if chat and body.get("fake_tool_args") is not None:
+            _with_tool(obj, body["fake_tool_args"])
+        return Response(json.dumps(obj, ensure_ascii=False), media_type="application/json")
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await handle(request, chat=True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await handle(request, chat=False)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": "echo", "object": "model", "created": 0,
+                                            "owned_by": "tests"}]}
+
+    return app
