@@ -1,0 +1,193 @@
+"""Proxy overhead: direct vs through guardrail (no scanners) vs with the denylist scanner.
+
+One run, one fast fake upstream (benchmarks/fast_upstream.py) and one guardrail process with
+two client keys mapped to two policies. Latency at concurrency 1 interleaves direct and proxied
+requests one by one (this shared 2-core machine drifts; interleaving cancels the drift);
+throughput at concurrency 16 and 64 alternates short batches; streaming measures time to first
+token. Writes benchmarks/results/proxy.json.
+
+    python benchmarks/bench_proxy.py [--requests 300] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "proxy.json"
+BODY = {"model": "bench", "messages": [{"role": "user", "content": "Summarise the report."}]}
+
+POLICIES = {
+    "none": "name: none\nscanners: []\n",
+    "denylist": """name: denylist
+scanners:
+  - type: denylist
+    name: banned
+    terms: [forbidden-codename, 社外秘, confidential-project, internal-only-token]
+  - type: denylist
+    name: secrets
+    action: redact
+    patterns: ['sk-[a-z0-9]{20,}', '-----begin [a-z ]*private key-----']
+""",
+}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+async def one(client: httpx.AsyncClient, url: str, key: str, stream: bool) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    headers = {"Authorization": f"Bearer {key}"}
+    if not stream:
+        r = await client.post(url, json=BODY, headers=headers)
+        r.raise_for_status()
+        return time.perf_counter() - t0, 0.0
+    ttft = 0.0
+    async with client.stream("POST", url, json={**BODY, "stream": True}, headers=headers) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not ttft and '"content": "' in line and '"content": ""' not in line:
+                ttft = time.perf_counter() - t0
+    return time.perf_counter() - t0, ttft
+
+
+async def latency(targets: dict[str, tuple[str, str]], n: int, stream: bool) -> dict:
+    res: dict[str, dict[str, list[float]]] = {k: {"total": [], "ttft": []} for k in targets}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for name, (url, key) in targets.items():  # warm-up
+            for _ in range(10):
+                await one(client, url, key, stream)
+        for _ in range(n):
+            for name, (url, key) in targets.items():
+                total, ttft = await one(client, url, key, stream)
+                res[name]["total"].append(total)
+                res[name]["ttft"].append(ttft)
+    base = res["direct"]
+    out = {}
+    for name, r in res.items():
+        out[name] = {"p50_ms": pct(r["total"], 50) * 1000, "p99_ms": pct(r["total"], 99) * 1000}
+        if name != "direct":
+            diffs = [a - b for a, b in zip(r["total"], base["total"], strict=True)]
+            out[name]["added_p50_ms"] = (pct(r["total"], 50) - pct(base["total"], 50)) * 1000
+            out[name]["added_p99_ms"] = (pct(r["total"], 99) - pct(base["total"], 99)) * 1000
+            out[name]["paired_added_median_ms"] = statistics.median(diffs) * 1000
+        if stream:
+            out[name]["ttft_p50_ms"] = pct(r["ttft"], 50) * 1000
+            out[name]["ttft_p99_ms"] = pct(r["ttft"], 99) * 1000
+    return out
+
+
+async def throughput(targets: dict[str, tuple[str, str]], conc: int, seconds: float,
+                     rounds: int) -> dict:
+    counts = {k: 0 for k in targets}
+    elapsed = {k: 0.0 for k in targets}
+    limits = httpx.Limits(max_connections=conc * 2, max_keepalive_connections=conc * 2)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        for _ in range(rounds):
+            for name, (url, key) in targets.items():
+                stop = time.perf_counter() + seconds
+                done = 0
+
+                async def worker() -> None:
+                    nonlocal done
+                    while time.perf_counter() < stop:
+                        await one(client, url, key, False)
+                        done += 1
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(conc)))
+                elapsed[name] += time.perf_counter() - t0
+                counts[name] += done
+    rps = {k: counts[k] / elapsed[k] for k in targets}
+    return {k: {"rps": v, "ratio_to_direct": v / rps["direct"]} for k, v in rps.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="gr-bench-"))
+    pdir = tmp / "policies"
+    pdir.mkdir()
+    for name, text in POLICIES.items():
+        (pdir / f"{name}.yaml").write_text(text, encoding="utf-8")
+    from guardrail.settings import key_id
+
+    up_port, gr_port = free_port(), free_port()
+    env = {**os.environ, "GUARDRAIL_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
+           "GUARDRAIL_API_KEYS": "k-none,k-deny", "GUARDRAIL_POLICY_DIR": str(pdir),
+           "GUARDRAIL_DEFAULT_POLICY": "none",
+           "GUARDRAIL_KEY_POLICIES": f"{key_id('k-deny')}=denylist",
+           "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/bench.db", "GUARDRAIL_LOG_LEVEL": "warning"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.fast_upstream:app",
+                          "--port", str(up_port), "--log-level", "warning", "--no-access-log"],
+                         cwd=ROOT, env=env),
+        subprocess.Popen([sys.executable, "-m", "guardrail.cli", "serve", "--port", str(gr_port)],
+                         cwd=ROOT, env=env),
+    ]
+    try:
+        wait_up(f"http://127.0.0.1:{up_port}/")
+        wait_up(f"http://127.0.0.1:{gr_port}/healthz")
+        targets = {
+            "direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", "x"),
+            "proxy_no_scanners": (f"http://127.0.0.1:{gr_port}/v1/chat/completions", "k-none"),
+            "proxy_denylist": (f"http://127.0.0.1:{gr_port}/v1/chat/completions", "k-deny"),
+        }
+        results = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "platform": platform.platform()},
+            "output_bytes": 2048,
+            "requests_per_target_c1": args.requests,
+            "latency_c1_nonstreaming": asyncio.run(latency(targets, args.requests, False)),
+            "latency_c1_streaming": asyncio.run(latency(targets, args.requests // 2, True)),
+            "throughput_c16": asyncio.run(throughput(targets, 16, args.seconds, args.rounds)),
+            "throughput_c64": asyncio.run(throughput(targets, 64, args.seconds, args.rounds)),
+        }
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
