@@ -10,6 +10,7 @@ _LAT = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
+        self._scan_children: dict[tuple[str, str], Histogram] = {}
         self.requests = Counter("guardrail_requests_total", "Proxy requests by route and status",
                                 ["route", "status"], registry=r)
         self.in_flight = Gauge("guardrail_in_flight_requests", "Requests being served",
@@ -38,7 +39,11 @@ class Metrics:
                                  ["kind", "action"], registry=r)
 
     def observe_scan(self, scanner: str, outcome: str, seconds: float) -> None:
-        self.scanner_seconds.labels(scanner, outcome).observe(seconds)
+        child = self._scan_children.get((scanner, outcome))
+        if child is None:
+            child = self._scan_children[(scanner, outcome)] = self.scanner_seconds.labels(
+                scanner, outcome)
+        child.observe(seconds)
         if outcome != "ok":
             self.scanner_failures.labels(scanner, outcome).inc()
 

@@ -80,7 +80,10 @@ class Policy(BaseModel):
 
     @property
     def version(self) -> str:
-        return self.__dict__.setdefault("_version", policy_version(self))
+        cached = self.__dict__.get("_version")
+        if cached is None:
+            cached = self.__dict__["_version"] = policy_version(self)
+        return cached
 
 
 def policy_version(policy: Policy) -> str:

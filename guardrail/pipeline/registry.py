@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 SCANNERS: dict[str, str] = {
     "denylist": "guardrail.scanners.denylist:DenylistScanner",
+    "pii": "guardrail.scanners.pii:PiiScanner",
     "harm": "guardrail.scanners.harm:HarmScanner",
 }
 

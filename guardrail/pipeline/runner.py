@@ -98,6 +98,10 @@ class Pipeline:
                 )
             )
 
+        self._active = [s for s in self.scanners if s.scanner is not None]
+        self._inline = [s for s in self._active if getattr(s.scanner, "inline", False)]
+        self._concurrent = [s for s in self._active if s not in self._inline]
+
     @property
     def holdback_chars(self) -> int:
         need = [s.scanner.holdback_chars for s in self.scanners if s.scanner is not None]
@@ -111,10 +115,19 @@ class Pipeline:
         ]
 
     async def run(self, ctx: ScanContext) -> Decision:
-        active = [s for s in self.scanners if s.scanner is not None]
+        active = self._active
         if not active or not ctx.text:
             return Decision(action=Action.ALLOW)
-        outcomes = await asyncio.gather(*(self._run_one(s, ctx) for s in active))
+        # Inline scanners (pure CPU, microseconds) run in turn without task overhead; the
+        # rest run concurrently.
+        inline = [await self._run_one(s, ctx) for s in self._inline]
+        others = self._concurrent
+        if len(others) == 1:
+            rest = [await self._run_one(others[0], ctx)]
+        else:
+            rest = list(await asyncio.gather(*(self._run_one(s, ctx) for s in others)))
+        active = [*self._inline, *others]
+        outcomes = [*inline, *rest]
         ruled: list[RuledFinding] = []
         failures: list[ScannerFailure] = []
         results: list[ScanResult] = []
@@ -140,7 +153,8 @@ class Pipeline:
         start = time.perf_counter()
         reason, message = "", ""
         try:
-            result = await asyncio.wait_for(loaded.scanner.scan(ctx), timeout=loaded.timeout_s)
+            async with asyncio.timeout(loaded.timeout_s):
+                result = await loaded.scanner.scan(ctx)
         except TimeoutError:
             reason, message = "timeout", f"no result within {loaded.timeout_s * 1000:.0f} ms"
         except Exception as exc:  # noqa: BLE001 - any scanner bug becomes a recorded failure

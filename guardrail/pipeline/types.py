@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,37 +121,43 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def normalise_with_map(text: str) -> tuple[str, list[int]]:
+def normalise_with_map(text: str) -> tuple[str, Sequence[int]]:
     """Normalise segment by segment (a base character plus any combining marks, including
     half-width kana voicing marks), returning the text and, for each output char, the index
-    of the source char it came from (so spans map back to the original)."""
+    of the source char it came from (so spans map back to the original). ASCII runs take a
+    bulk fast path; pure-ASCII text maps by identity."""
+    if text.isascii():
+        return text.lower(), range(len(text))
     out: list[str] = []
     index: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        j = i + 1
-        while j < n and (unicodedata.combining(text[j]) or text[j] in _VOICING):
-            j += 1
-        seg = text[i:j]
-        norm = seg.lower() if seg.isascii() else unicodedata.normalize("NFKC", seg).casefold()
-        out.append(norm)
-        index.extend([i] * len(norm))
-        i = j
+    for run in _RUNS.finditer(text):
+        i, n = run.start(), run.end()
+        if text[i].isascii():
+            out.append(run.group().lower())
+            index.extend(range(i, n))
+            continue
+        while i < n:
+            j = i + 1
+            while j < n and (unicodedata.combining(text[j]) or text[j] in _VOICING):
+                j += 1
+            norm = unicodedata.normalize("NFKC", text[i:j]).casefold()
+            out.append(norm)
+            index.extend([i] * len(norm))
+            i = j
     return "".join(out), index
 
 
+_RUNS = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
 _VOICING = frozenset("\uff9e\uff9f\u3099\u309a")
-_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xFF66, 0xFF9F))
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def detect_language(text: str) -> str:
     """Cheap script-based guess: ``ja`` when kana/kanji make up a noticeable share, else ``en``."""
-    if not text:
-        return "en"
     sample = text[:2000]
-    cjk = sum(1 for ch in sample if any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES))
-    letters = sum(1 for ch in sample if ch.isalpha())
-    return "ja" if letters and cjk / letters >= 0.2 else "en"
+    letters = len(_LETTER.findall(sample))
+    return "ja" if letters and len(_CJK.findall(sample)) / letters >= 0.2 else "en"
 
 
 @dataclass(slots=True)
@@ -164,16 +171,19 @@ class ScanContext:
     text: str
     meta: RequestMeta
     stage: Stage = Stage.OUTPUT
-    language: str = ""
+    _language: str = ""
     _artefacts: dict[str, asyncio.Future[Any]] = field(default_factory=dict, repr=False)
-    _normalised: tuple[str, list[int]] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.language:
-            self.language = detect_language(self.text)
+    _normalised: tuple[str, Sequence[int]] | None = field(default=None, repr=False)
 
     @property
-    def normalised(self) -> tuple[str, list[int]]:
+    def language(self) -> str:
+        """``ja`` or ``en``, guessed from the script on first use."""
+        if not self._language:
+            self._language = detect_language(self.text)
+        return self._language
+
+    @property
+    def normalised(self) -> tuple[str, Sequence[int]]:
         if self._normalised is None:
             self._normalised = normalise_with_map(self.text)
         return self._normalised

@@ -70,10 +70,12 @@ def incident_drafts(
     extra: dict[str, Any] | None = None,
 ) -> list[IncidentDraft]:
     """One draft for the decision (if it is not allow) plus one per scanner failure."""
-    policy = client.policy
-    scanners = client.pipeline.describe()
     acting = tuple(r for r in (findings if findings is not None else decision.findings)
                    if r.action is not Action.ALLOW)
+    if not acting and not decision.failures:
+        return []
+    policy = client.policy
+    scanners = client.pipeline.describe()
     common: dict[str, Any] = {
         "request_id": meta.request_id, "system_id": policy.system, "policy_name": policy.name,
         "policy_version": policy.version, "route": meta.route, "stage": stage.value,

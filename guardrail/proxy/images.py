@@ -36,6 +36,7 @@ from guardrail.labelling.c2pa_images import (
     SignedImage,
     SigningError,
     TimestampAuthorityError,
+    sniff_mime,
 )
 from guardrail.labelling.disclosure import disclosure_field, disclosure_headers
 from guardrail.labelling.service import LabellingService, get_labelling
@@ -139,8 +140,10 @@ async def _incident(state: AppState, client: Client, request: Request, route: st
                     request_id: str, model: str | None, f: _Failure) -> str:
     import c2pa
 
-    category = {ImageError: "upstream_bad_image", TimestampAuthorityError: "tsa_failed",
-                SigningError: "signing_failed"}.get(type(f.error), "upstream_image_fetch_failed")
+    categories: dict[type[Exception], str] = {
+        ImageError: "upstream_bad_image", TimestampAuthorityError: "tsa_failed",
+        SigningError: "signing_failed"}
+    category = categories.get(type(f.error), "upstream_image_fetch_failed")
     policy = client.policy
     draft = IncidentDraft(
         request_id=request_id, system_id=policy.system, policy_name=policy.name,
@@ -199,7 +202,8 @@ async def _label(request: Request, state: AppState, client: Client, route: str,
     warnings: list[str] = []
     for item, res in zip(items, results, strict=True):
         blob = res.data if isinstance(res, SignedImage) else res
-        mime = res.mime if isinstance(res, SignedImage) else "application/octet-stream"
+        mime = (res.mime if isinstance(res, SignedImage)
+                else sniff_mime(blob) or "application/octet-stream")
         if isinstance(res, SignedImage):
             warnings.extend(res.warnings)
         image_id = svc.cache.put(blob, mime) if want_url else None

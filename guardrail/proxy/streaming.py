@@ -281,13 +281,12 @@ async def relay(
             data = line[5:].strip()
             if data == "[DONE]":
                 break
-            for chunk in await guard.feed(data):
-                yield chunk
+            out = await guard.feed(data)
+            if out:
+                yield b"".join(out)
             if guard.stopped:
                 break
-        for chunk in await guard.finish():
-            yield chunk
-        yield b"data: [DONE]\n\n"
+        yield b"".join([*await guard.finish(), b"data: [DONE]\n\n"])
     except httpx.HTTPError as exc:
         status = "upstream_error"
         err = map_upstream_exception(exc)

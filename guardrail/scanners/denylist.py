@@ -43,6 +43,7 @@ class DenylistConfig(ScannerConfig):
 
 class DenylistScanner:
     config_class: ClassVar[type[ScannerConfig]] = DenylistConfig
+    inline: ClassVar[bool] = True  # pure CPU, microseconds: run without a task
 
     def __init__(self, config: DenylistConfig, runtime: Runtime | None = None) -> None:
         self.config = config
@@ -61,13 +62,14 @@ class DenylistScanner:
             self._longest = max(self._longest, len(t))
         alts.extend(f"(?:{p})" for p in self.config.patterns)
         self._regex = re.compile("|".join(alts)) if alts else None
-
-    def info(self) -> ScannerInfo:
-        return ScannerInfo(
+        self._info = ScannerInfo(
             name=self.name,
             backend="regex",
             details={"terms": len(self.config.terms), "patterns": len(self.config.patterns)},
         )
+
+    def info(self) -> ScannerInfo:
+        return self._info
 
     @property
     def holdback_chars(self) -> int:
@@ -96,7 +98,7 @@ class DenylistScanner:
                 )
         return ScanResult(
             scanner=self.name,
-            info=self.info(),
+            info=self._info,
             findings=tuple(findings),
             elapsed_ms=(time.perf_counter() - start) * 1000,
         )
