@@ -87,7 +87,7 @@ async def one(client: httpx.AsyncClient, url: str, key: str, stream: bool) -> tu
 async def latency(targets: dict[str, tuple[str, str]], n: int, stream: bool) -> dict:
     res: dict[str, dict[str, list[float]]] = {k: {"total": [], "ttft": []} for k in targets}
     async with httpx.AsyncClient(timeout=30) as client:
-        for name, (url, key) in targets.items():  # warm-up
+        for url, key in targets.values():  # warm-up
             for _ in range(10):
                 await one(client, url, key, stream)
         for _ in range(n):
@@ -121,14 +121,14 @@ async def throughput(targets: dict[str, tuple[str, str]], conc: int, seconds: fl
                 stop = time.perf_counter() + seconds
                 done = 0
 
-                async def worker() -> None:
+                async def worker(stop: float, url: str, key: str) -> None:
                     nonlocal done
                     while time.perf_counter() < stop:
                         await one(client, url, key, False)
                         done += 1
 
                 t0 = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(conc)))
+                await asyncio.gather(*(worker(stop, url, key) for _ in range(conc)))
                 elapsed[name] += time.perf_counter() - t0
                 counts[name] += done
     rps = {k: counts[k] / elapsed[k] for k in targets}

@@ -1,3 +1,4 @@
 """Imports every ORM module so that ``Base.metadata`` knows all tables (Alembic env uses it)."""
 
+from guardrail.corpus import models as corpus_models  # noqa: F401
 from guardrail.incidents import models as incident_models  # noqa: F401

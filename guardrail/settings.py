@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 def _split(value: object) -> object:
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
+        return _csv_items(value)
     return value
+
+
+def _csv_items(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def key_id(key: str) -> str:
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
     def _pairs(cls, v: object) -> object:
         if isinstance(v, str):
             out = {}
-            for pair in _split(v):  # type: ignore[union-attr]
+            for pair in _csv_items(v):
                 k, sep, name = pair.partition("=")
                 if not sep:
                     raise ValueError(f"expected key_id=policy, got {pair!r}")

@@ -30,7 +30,7 @@ async def readyz(state: State) -> Response:
     except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
         ok = False
         checks["store"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    policies = {}
+    policies: dict[str, dict[str, Any]] = {}
     for name, pipe in state.pipelines.items():
         policies[name] = {"version": pipe.policy.version, "system": pipe.policy.system,
                           "holdback_chars": pipe.holdback_chars, "scanners": pipe.describe()}

@@ -19,6 +19,7 @@ SCANNERS: dict[str, str] = {
     "denylist": "guardrail.scanners.denylist:DenylistScanner",
     "pii": "guardrail.scanners.pii:PiiScanner",
     "harm": "guardrail.scanners.harm:HarmScanner",
+    "ip": "guardrail.scanners.ip:IPScanner",
 }
 
 

@@ -148,7 +148,9 @@ class Pipeline:
             results=tuple(results),
         )
 
-    async def _run_one(self, loaded: LoadedScanner, ctx: ScanContext) -> ScanResult | ScannerFailure:
+    async def _run_one(
+        self, loaded: LoadedScanner, ctx: ScanContext
+    ) -> ScanResult | ScannerFailure:
         assert loaded.scanner is not None
         start = time.perf_counter()
         reason, message = "", ""

@@ -41,7 +41,9 @@ def _fwd_headers(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
 
 
-def _guardrail_headers(meta: RequestMeta, action: Action, incident_ids: list[str]) -> dict[str, str]:
+def _guardrail_headers(
+    meta: RequestMeta, action: Action, incident_ids: list[str]
+) -> dict[str, str]:
     h = {"X-Guardrail-Decision": action.value, "X-Guardrail-Request-Id": meta.request_id,
          "X-Guardrail-Policy": f"{meta.policy_name}@{meta.policy_version}"}
     if incident_ids:

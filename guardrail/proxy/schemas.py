@@ -31,7 +31,8 @@ async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+        raise BadRequestError(f"Request body is not valid JSON: {exc}",
+                              code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequestError("Request body must be a JSON object.", code="invalid_json")
     return raw, body

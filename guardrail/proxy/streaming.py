@@ -182,7 +182,7 @@ class StreamGuard:
             act = await self._scan(st, st.text[base:], base, Stage.STREAM_WINDOW)
             st.scanned = len(st.text)
         if final and st.tool_args and act not in (Action.BLOCK, Action.HOLD):
-            for key, args in st.tool_args.items():
+            for _key, args in st.tool_args.items():
                 a = await self._scan(st, args, 0, Stage.TOOL_ARGUMENTS)
                 act = Action.strongest([act, a])
         if act in (Action.BLOCK, Action.HOLD):

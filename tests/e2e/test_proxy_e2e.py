@@ -128,13 +128,15 @@ def test_block_streaming_content_filter(server, text):
     assert finish == "content_filter"
     assert guard["decision"] == "block"
     lowered = released.lower()
-    assert "forbidden" not in lowered and "ｆｏｒｂｉｄｄｅｎ" not in lowered and "社外秘" not in released
+    assert "forbidden" not in lowered and "ｆｏｒｂｉｄｄｅｎ" not in lowered
+    assert "社外秘" not in released
 
 
 def test_redact_non_streaming_and_streaming(server):
     text = f"Use the key {SECRET} carefully; it is yours."
     client = sync_client(server)
-    resp = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": text}])
+    resp = client.chat.completions.create(model="echo",
+                                          messages=[{"role": "user", "content": text}])
     assert resp.choices[0].message.content == "Use the key <CREDENTIAL> carefully; it is yours."
     assert resp.model_extra["guardrail"]["decision"] == "redact"
     streamed, finish, guard = collect(client.chat.completions.create(
