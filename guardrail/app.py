@@ -57,6 +57,9 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     state = AppState(settings=settings, runtime=runtime, store=store, policies=policies,
                      pipelines=pipelines, upstream=upstream, metrics=metrics,
                      extras={"scripted": scripted})
+    from guardrail.labelling.service import setup_labelling
+
+    setup_labelling(state)
     _announce(state)
     return state
 
@@ -169,9 +172,13 @@ def create_app(settings: Settings | None = None,
                                        "code": "internal_error"}}, status_code=500)
 
     from guardrail.admin import health, incidents
+    from guardrail.labelling import routes as labelling_routes
+    from guardrail.proxy import images
     from guardrail.proxy import routes as proxy_routes
 
     app.include_router(proxy_routes.router)
+    app.include_router(images.router)
+    app.include_router(labelling_routes.router)
     app.include_router(incidents.router)
     app.include_router(health.router)
     app.add_middleware(RequestContextMiddleware, metrics_getter=lambda: state.metrics)

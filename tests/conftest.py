@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from tests.mocks.fake_upstream import build_fake_upstream
 from tests.mocks.servers import ThreadedServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GUARDRAIL_C2PA_DEV_PKI_DIR",
+                      tempfile.mkdtemp(prefix="guardrail-test-pki-"))
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 CLIENT_KEY = "sk-client-test-key"

@@ -125,9 +125,13 @@ def make_dev_pki(
 
 
 def _write(path: Path, data: bytes, secret: bool) -> None:
-    path.write_bytes(data)
-    if secret:
-        os.chmod(path, 0o600)
+    if not secret:
+        path.write_bytes(data)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never world-readable
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
 
 
 def init_dev_pki(directory: str | Path, *, force: bool = False) -> PkiPaths:

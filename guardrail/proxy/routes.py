@@ -14,7 +14,12 @@ from fastapi.responses import StreamingResponse
 
 from guardrail.deps import AppState, Client, ClientDep, State
 from guardrail.errors import ApiError
-from guardrail.pipeline.types import Action, RequestMeta
+from guardrail.labelling.disclosure import (
+    apply_notice,
+    disclosure_field,
+    disclosure_headers,
+)
+from guardrail.pipeline.types import Action, RequestMeta, Stage, detect_language
 from guardrail.proxy import schemas
 from guardrail.proxy.guard import Guarded, guard_text
 from guardrail.proxy.streaming import StreamGuard, relay
@@ -101,20 +106,30 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
         for rf in g.decision.acting_findings:
             state.metrics.findings.labels(rf.finding.scanner, rf.finding.category,
                                           rf.action.value).inc()
-    summary = {"decision": action.value, "incident_ids": ids, "policy": client.policy.name,
-               "policy_version": client.policy.version, "request_id": meta.request_id}
+    policy = client.policy
+    summary = {"decision": action.value, "incident_ids": ids, "policy": policy.name,
+               "policy_version": policy.version, "request_id": meta.request_id}
+    disclosure = disclosure_field(policy, meta.upstream_model)
+    if disclosure is not None:
+        summary["disclosure"] = disclosure
     headers = _guardrail_headers(meta, action, ids)
-    if action in (Action.ALLOW, Action.FLAG):
+    headers.update(disclosure_headers(policy, meta.upstream_model, meta.request_id))
+    notice = policy.labelling.notice.position != "off" and policy.labelling.disclosure
+    if action in (Action.ALLOW, Action.FLAG) and not notice:
         content = _splice(resp.content, "guardrail", summary)
     else:
         by_index = {ch.get("index", i): ch for i, ch in enumerate(choices)}
-        if action is Action.REDACT:
+        if action in (Action.ALLOW, Action.FLAG, Action.REDACT):
             from guardrail.pipeline.types import apply_redactions
 
             for f, g in zip(fields, results, strict=True):
                 red = g.decision.redactions
-                if red:
-                    schemas.set_path(by_index[f.choice], f.path, apply_redactions(f.text, red))
+                text = apply_redactions(f.text, red) if red else f.text
+                if notice and f.stage is Stage.OUTPUT:
+                    text = apply_notice(policy, text, detect_language(f.text),
+                                        meta.upstream_model, meta.request_id)
+                if text != f.text:
+                    schemas.set_path(by_index[f.choice], f.path, text)
         else:
             msg = getattr(client.policy.messages, action.value).format(
                 incident_id=ids[0] if ids else "-")
@@ -164,6 +179,7 @@ async def _stream(request: Request, state: AppState, client: Client, meta: Reque
 
     headers = _guardrail_headers(meta, Action.ALLOW, [])
     headers["X-Guardrail-Decision"] = "streamed"  # final decision is in the last chunk
+    headers.update(disclosure_headers(client.policy, meta.upstream_model, meta.request_id))
     headers["Cache-Control"] = "no-cache"
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from guardrail.errors import map_upstream_exception
-from guardrail.pipeline.types import Action, RequestMeta, RuledFinding, ScanContext, Stage
+from guardrail.labelling.disclosure import disclosure_field, notice_delta
+from guardrail.pipeline.types import (
+    Action,
+    RequestMeta,
+    RuledFinding,
+    ScanContext,
+    Stage,
+    detect_language,
+)
 from guardrail.proxy.guard import incident_drafts, record
 
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ class ChoiceState:
     seen: list[tuple[tuple[str, str, str], int, int]] = field(default_factory=list)
     tool_args: dict[int, str] = field(default_factory=dict)
     finished: bool = False
+    noticed: bool = False
 
 
 def _content_of(payload: dict[str, Any], chat: bool) -> tuple[int | None, str, bool]:
@@ -87,6 +96,7 @@ class StreamGuard:
         self.trailing: list[str] = []  # non-choice events (usage) released at the end
         self.on_first_content = on_first_content
         self._first = False
+        self.notice = notice_delta(self.policy, None, meta.upstream_model, meta.request_id)
 
     # -- feeding ---------------------------------------------------------------------------
     async def feed(self, raw: str) -> list[bytes]:
@@ -215,6 +225,16 @@ class StreamGuard:
             if ev.tool and not final:
                 break
             st.queue.pop(0)
+            if self.notice and not st.noticed:
+                pos, _ = self.notice
+                is_finish = bool(ev.payload["choices"][0].get("finish_reason"))
+                if (pos == "prepend" and ev.end > ev.start) or is_finish:
+                    # its own delta: before the first content, or before the finish chunk
+                    st.noticed = True
+                    notice = notice_delta(self.policy, detect_language(st.text),
+                                          self.meta.upstream_model, self.meta.request_id)
+                    if notice is not None:
+                        out.append(sse(self._delta(st.index, notice[1])))
             if ev.end > ev.start:
                 rendered = self._render(st, ev.start, ev.end)
                 if rendered != st.text[ev.start:ev.end]:
@@ -232,6 +252,12 @@ class StreamGuard:
                         self.on_first_content()
             out.append(sse(ev.raw))
         return out
+
+    def _delta(self, index: int, text: str) -> str:
+        choice: dict[str, Any] = ({"index": index, "delta": {"content": text},
+                                   "finish_reason": None} if self.chat else
+                                  {"index": index, "text": text, "finish_reason": None})
+        return json.dumps({**self.template, "choices": [choice]}, ensure_ascii=False)
 
     def _stop(self, st: ChoiceState, act: Action) -> list[bytes]:
         self.stopped = True
@@ -264,6 +290,9 @@ class StreamGuard:
         s: dict[str, Any] = {"decision": self.action.value, "incident_ids": self.incident_ids,
                              "policy": self.policy.name, "policy_version": self.policy.version,
                              "request_id": self.meta.request_id}
+        disclosure = disclosure_field(self.policy, self.meta.upstream_model)
+        if disclosure is not None:
+            s["disclosure"] = disclosure
         if message:
             s["message"] = message
         return s

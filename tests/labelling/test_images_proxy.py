@@ -155,3 +155,36 @@ async def test_tampered_and_unsigned_images_through_verify(lab: LabApp) -> None:
     assert v_none["has_manifest"] is False and v_none["state"] is None
     with pytest.raises(c2pa.C2paError):
         read(src, "image/jpeg", None)  # the Reader itself finds no manifest
+
+
+async def test_openai_sdk_receives_a_signed_image(lab: LabApp) -> None:
+    import httpx
+    import openai
+
+    from tests.labelling.conftest import CLIENT_KEY
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=lab.app)) as http:
+        sdk = openai.AsyncOpenAI(base_url="http://proxy.test/v1", api_key=CLIENT_KEY,
+                                 http_client=http, max_retries=0)
+        raw = await sdk.images.with_raw_response.generate(
+            model="img-png", prompt="a cat", response_format="b64_json")
+        result = raw.parse()
+        with pytest.raises(openai.APIStatusError) as err:
+            await sdk.images.generate(model="bad-bytes", prompt="x")
+    assert raw.headers["x-ai-generated"] == "true"
+    assert result.data and result.data[0].b64_json
+    state, manifest, _ = read(base64.b64decode(result.data[0].b64_json), "image/png",
+                              lab.pki.ca.read_bytes())
+    assert state == "Trusted" and created_action(manifest)["softwareAgent"]["name"] == "img-png"
+    assert err.value.status_code == 502 and err.value.code == "upstream_bad_image"
+
+
+async def test_no_signer_refuses_rather_than_releasing_unsigned(
+    lab: LabApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guardrail.labelling.service import get_labelling
+
+    monkeypatch.setattr(get_labelling(lab.state), "signer", None)
+    async with lab.client() as http:
+        r = await http.post("/v1/images/generations", json={"model": "img-png", "prompt": "x"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "c2pa_no_signer"
