@@ -107,8 +107,9 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
             state.metrics.findings.labels(rf.finding.scanner, rf.finding.category,
                                           rf.action.value).inc()
     policy = client.policy
-    summary = {"decision": action.value, "incident_ids": ids, "policy": policy.name,
-               "policy_version": policy.version, "request_id": meta.request_id}
+    summary: dict[str, Any] = {"decision": action.value, "incident_ids": ids,
+                               "policy": policy.name, "policy_version": policy.version,
+                               "request_id": meta.request_id}
     disclosure = disclosure_field(policy, meta.upstream_model)
     if disclosure is not None:
         summary["disclosure"] = disclosure
