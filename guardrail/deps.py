@@ -45,7 +45,7 @@ class Client:
     pipeline: Pipeline
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.guardrail  # type: ignore[no-any-return]
 
 
@@ -60,7 +60,7 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("api-key") or None
 
 
-def require_client(request: Request, state: State) -> Client:
+async def require_client(request: Request, state: State) -> Client:
     token = _bearer(request)
     settings = state.settings
     if settings.dev_mode:
@@ -84,7 +84,7 @@ def require_client(request: Request, state: State) -> Client:
 ClientDep = Annotated[Client, Depends(require_client)]
 
 
-def require_admin(request: Request, state: State) -> str:
+async def require_admin(request: Request, state: State) -> str:
     """Admin routes need ``GUARDRAIL_ADMIN_KEY``; without one configured they are refused."""
     admin = state.settings.admin_key
     token = _bearer(request)
