@@ -98,6 +98,11 @@ class Pipeline:
                 )
             )
 
+        self.partition()
+
+    def partition(self) -> None:
+        """Split loaded scanners into inline (run in turn, no task, no timeout: they never
+        await) and concurrent ones (each in a task under its timeout)."""
         self._active = [s for s in self.scanners if s.scanner is not None]
         self._inline = [s for s in self._active if getattr(s.scanner, "inline", False)]
         self._concurrent = [s for s in self._active if s not in self._inline]
@@ -120,7 +125,7 @@ class Pipeline:
             return Decision(action=Action.ALLOW)
         # Inline scanners (pure CPU, microseconds) run in turn without task overhead; the
         # rest run concurrently.
-        inline = [await self._run_one(s, ctx) for s in self._inline]
+        inline = [await self._run_inline(s, ctx) for s in self._inline]
         others = self._concurrent
         if len(others) == 1:
             rest = [await self._run_one(others[0], ctx)]
@@ -148,6 +153,21 @@ class Pipeline:
             results=tuple(results),
         )
 
+    async def _run_inline(
+        self, loaded: LoadedScanner, ctx: ScanContext
+    ) -> ScanResult | ScannerFailure:
+        """Inline scanners never await: a timeout could not interrupt them, so none is set."""
+        assert loaded.scanner is not None
+        start = time.perf_counter()
+        try:
+            result = await loaded.scanner.scan(ctx)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("scanner %s failed", loaded.info.name)
+            return self._failure(loaded, "error", f"{type(exc).__name__}: {exc}"[:500], start)
+        if self.observer:
+            self.observer(loaded.info.name, "ok", time.perf_counter() - start)
+        return result
+
     async def _run_one(
         self, loaded: LoadedScanner, ctx: ScanContext
     ) -> ScanResult | ScannerFailure:
@@ -166,6 +186,11 @@ class Pipeline:
             if self.observer:
                 self.observer(loaded.info.name, "ok", time.perf_counter() - start)
             return result
+        return self._failure(loaded, reason, message, start)
+
+    def _failure(
+        self, loaded: LoadedScanner, reason: str, message: str, start: float
+    ) -> ScannerFailure:
         if self.observer:
             self.observer(loaded.info.name, reason, time.perf_counter() - start)
         closed = loaded.fail_mode == "fail_closed"

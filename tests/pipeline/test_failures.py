@@ -18,16 +18,25 @@ scanners:
 """
 
 
-def _break(server, how: str) -> None:
-    loaded = server.state.pipelines["default"].scanners[0]
+class BrokenModelScanner:
+    """Stands in for a model-backed scanner (not inline) that errors or hangs."""
 
-    async def boom(ctx):
-        raise RuntimeError("model exploded")
+    inline = False
+    holdback_chars = 0
 
-    async def slow(ctx):
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    async def scan(self, ctx):
+        if self.how == "error":
+            raise RuntimeError("model exploded")
         await asyncio.sleep(5)
 
-    loaded.scanner.scan = boom if how == "error" else slow
+
+def _break(server, how: str) -> None:
+    pipeline = server.state.pipelines["default"]
+    pipeline.scanners[0].scanner = BrokenModelScanner(how)
+    pipeline.partition()
 
 
 @pytest.mark.parametrize(("mode", "how", "finish", "action"), [
@@ -65,3 +74,19 @@ def test_fail_closed_in_stream(make_server):
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "content_filter"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ""
+
+
+def test_inline_scanner_error_is_recorded(make_server):
+    server = make_server(POLICY.format(mode="fail_closed"))
+    loaded = server.state.pipelines["default"].scanners[0]
+
+    async def boom(ctx):
+        raise ValueError("regex engine bug")
+
+    loaded.scanner.scan = boom
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.client_key, max_retries=0)
+    resp = client.chat.completions.create(model="echo",
+                                          messages=[{"role": "user", "content": "benign"}])
+    assert resp.choices[0].finish_reason == "content_filter"
+    inc = server.store.get(resp.model_extra["guardrail"]["incident_ids"][0])
+    assert inc["kind"] == "scanner_failure" and "regex engine bug" in inc["evidence"]["message"]
