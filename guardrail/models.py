@@ -2,3 +2,4 @@
 
 from guardrail.corpus import models as corpus_models  # noqa: F401
 from guardrail.incidents import models as incident_models  # noqa: F401
+from guardrail.review import models as review_models  # noqa: F401

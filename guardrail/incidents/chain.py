@@ -10,7 +10,8 @@ from typing import Any
 GENESIS = "0" * 64
 
 # Fields covered by the hash. Review fields (status, reviewer, owner, redress) change over a
-# record's life and are audited separately, so they are not part of the sealed content.
+# record's life and every change is logged in ``incident_reviews`` (guardrail.review), so
+# they are not part of the sealed content.
 SEALED_FIELDS = (
     "seq", "id", "created_at", "request_id", "tenant", "api_key_id", "system_id", "policy_name",
     "policy_version", "route", "upstream_model", "stage", "kind", "action", "scanner", "backend",

@@ -153,19 +153,6 @@ class IncidentStore:
                 yield row_dict(r)
             last = rows[-1].seq
 
-    def update_review(self, incident_id: str, **changes: Any) -> dict[str, Any] | None:
-        allowed = {"review_status", "reviewer", "owner", "redress"}
-        with self.sessions.begin() as s:
-            row = s.execute(select(IncidentRow).where(IncidentRow.id == incident_id)).scalar()
-            if row is None:
-                return None
-            for k, v in changes.items():
-                if k not in allowed:
-                    raise ValueError(f"field {k!r} cannot be changed")
-                setattr(row, k, v)
-            s.flush()
-            return row_dict(row)
-
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
