@@ -179,7 +179,10 @@ def create_app(settings: Settings | None = None,
     app.include_router(proxy_routes.router)
     app.include_router(images.router)
     app.include_router(labelling_routes.router)
+    from guardrail.corpus import routes as corpus_routes
     from guardrail.review import routes as review_routes
+
+    app.include_router(corpus_routes.router)
 
     app.include_router(review_routes.api)
     app.include_router(review_routes.pages)

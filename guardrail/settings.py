@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="client-key-id=policy pairs, comma separated (ids from `guardrail keys id`).",
     )
+    corpus_index_dir: Path | None = Field(
+        None, description="Where the IP corpus LSH index lives (default: beside the SQLite "
+        "database, or ./.guardrail/index)."
+    )
     max_body_bytes: int = 1_000_000
     log_level: str = "info"
 

@@ -1,0 +1,306 @@
+"""The corpus registry: corpora and works in the database, kept in step with the index.
+
+Adding works is idempotent on the content hash (per corpus): registering the same text again
+returns the existing work. Rows are committed first, then indexed (a new segment); a crash in
+between leaves ``indexed_at`` empty and :meth:`CorpusRegistry.sync_index` (run at start-up,
+in a thread) finishes the job. Deleting tombstones the works in the index at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from guardrail.corpus.index import CorpusIndex
+from guardrail.corpus.models import CorpusRow, WorkRow
+from guardrail.db import session_factory
+
+log = logging.getLogger("guardrail.corpus")
+
+
+class CorpusNotFound(LookupError):
+    pass
+
+
+@dataclass
+class WorkInput:
+    title: str
+    text: str
+    source_url: str | None = None
+    external_id: str | None = None
+    rights_holder: str | None = None
+    license: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AddResult:
+    corpus: str
+    added: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    skipped_empty: int = 0
+    windows: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "corpus": self.corpus,
+            "added": self.added,
+            "duplicates": self.duplicates,
+            "skipped_empty": self.skipped_empty,
+            "windows": self.windows,
+        }
+
+
+def content_sha256(text: str) -> str:
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def corpus_dict(c: CorpusRow, works: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": c.name,
+        "rights_holder": c.rights_holder,
+        "license": c.license,
+        "source_url": c.source_url,
+        "description": c.description,
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+    }
+    if works is not None:
+        out["works"] = works
+    return out
+
+
+def work_dict(w: WorkRow, corpus: CorpusRow, text: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": w.id,
+        "corpus": corpus.name,
+        "title": w.title,
+        "external_id": w.external_id,
+        "source_url": w.source_url or corpus.source_url,
+        "rights_holder": w.rights_holder or corpus.rights_holder,
+        "license": w.license or corpus.license,
+        "content_sha256": w.content_sha256,
+        "chars": w.chars,
+        "windows": w.windows,
+        "registered_at": w.created_at.isoformat(),
+        "indexed_at": w.indexed_at.isoformat() if w.indexed_at else None,
+        "meta": w.meta,
+    }
+    if text:
+        out["text"] = w.text
+    return out
+
+
+class CorpusRegistry:
+    def __init__(self, engine: Engine, index: CorpusIndex) -> None:
+        self.engine = engine
+        self.index = index
+        self._session = session_factory(engine)
+        self._meta_cache: dict[int, dict[str, Any]] = {}
+        self._index_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._sync_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ corpora
+    def upsert_corpus(
+        self,
+        name: str,
+        rights_holder: str | None = None,
+        license: str | None = None,
+        source_url: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Create the corpus, or update the fields given for an existing one."""
+        with self._session.begin() as s:
+            c = s.scalar(select(CorpusRow).where(CorpusRow.name == name))
+            if c is None:
+                if not rights_holder or not license:
+                    raise ValueError("a new corpus needs a rights holder and a licence")
+                now = _now()
+                c = CorpusRow(
+                    name=name, rights_holder=rights_holder, license=license,
+                    source_url=source_url, description=description or "",
+                    created_at=now, updated_at=now,
+                )
+                s.add(c)
+            else:
+                for key, value in (("rights_holder", rights_holder), ("license", license),
+                                   ("source_url", source_url), ("description", description)):
+                    if value is not None:
+                        setattr(c, key, value)
+                c.updated_at = _now()
+            s.flush()
+            out = corpus_dict(c)
+        self._meta_cache.clear()
+        return out
+
+    def list_corpora(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            counts = dict(
+                s.execute(select(WorkRow.corpus_id, func.count()).group_by(WorkRow.corpus_id)).all()
+            )
+            rows = s.scalars(select(CorpusRow).order_by(CorpusRow.name)).all()
+            return [corpus_dict(c, int(counts.get(c.id, 0))) for c in rows]
+
+    def _corpus(self, s: Any, name: str) -> CorpusRow:
+        c = s.scalar(select(CorpusRow).where(CorpusRow.name == name))
+        if c is None:
+            raise CorpusNotFound(f"no corpus named {name!r}")
+        return c  # type: ignore[no-any-return]
+
+    def show(self, name: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        with self._session() as s:
+            c = self._corpus(s, name)
+            total = s.scalar(select(func.count()).where(WorkRow.corpus_id == c.id)) or 0
+            works = s.scalars(
+                select(WorkRow).where(WorkRow.corpus_id == c.id).order_by(WorkRow.id)
+                .limit(limit).offset(offset)
+            ).all()
+            return {**corpus_dict(c, int(total)), "data": [work_dict(w, c) for w in works]}
+
+    def delete_corpus(self, name: str) -> int:
+        with self._session.begin() as s:
+            c = self._corpus(s, name)
+            ids = list(s.scalars(select(WorkRow.id).where(WorkRow.corpus_id == c.id)))
+            s.query(WorkRow).filter(WorkRow.corpus_id == c.id).delete()
+            s.delete(c)
+        self.index.remove_works(ids)
+        self._meta_cache.clear()
+        return len(ids)
+
+    # -------------------------------------------------------------------- works
+    def add_works(self, name: str, items: list[WorkInput]) -> AddResult:
+        """Store and index works (idempotent per content hash). Blocking: call it from a
+        worker thread when serving."""
+        result = AddResult(corpus=name)
+        new: list[tuple[int, str]] = []
+        with self._session.begin() as s:
+            c = self._corpus(s, name)
+            seen: dict[str, int] = {}
+            for item in items:
+                if not item.text.strip():
+                    result.skipped_empty += 1
+                    continue
+                digest = content_sha256(item.text)
+                existing = seen.get(digest) or s.scalar(
+                    select(WorkRow.id).where(
+                        WorkRow.corpus_id == c.id, WorkRow.content_sha256 == digest
+                    )
+                )
+                if existing:
+                    result.duplicates.append(int(existing))
+                    continue
+                w = WorkRow(
+                    corpus_id=c.id, title=item.title[:512], external_id=item.external_id,
+                    source_url=item.source_url, rights_holder=item.rights_holder,
+                    license=item.license, content_sha256=digest, chars=len(item.text),
+                    windows=0, text=item.text, meta=item.meta, created_at=_now(),
+                )
+                s.add(w)
+                s.flush()
+                seen[digest] = w.id
+                result.added.append(w.id)
+                new.append((w.id, item.text))
+        if new:
+            result.windows = self._index(new)
+        return result
+
+    def _index(self, works: list[tuple[int, str]]) -> int:
+        with self._index_lock:
+            per = self.index.add_works(works)
+            with self._session.begin() as s:
+                now = _now()
+                for wid, n in per.items():
+                    w = s.get(WorkRow, wid)
+                    if w is not None:
+                        w.windows, w.indexed_at = n, now
+            return sum(per.values())
+
+    def get_work(self, work_id: int, text: bool = False) -> dict[str, Any]:
+        with self._session() as s:
+            w = s.get(WorkRow, work_id)
+            if w is None:
+                raise CorpusNotFound(f"no work {work_id}")
+            return work_dict(w, s.get(CorpusRow, w.corpus_id), text=text)
+
+    def delete_work(self, work_id: int) -> None:
+        with self._session.begin() as s:
+            w = s.get(WorkRow, work_id)
+            if w is None:
+                raise CorpusNotFound(f"no work {work_id}")
+            s.delete(w)
+        self.index.remove_works([work_id])
+        self._meta_cache.pop(work_id, None)
+
+    def work_meta(self, work_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Evidence fields for works (cached; the cache is cleared on metadata changes)."""
+        missing = [w for w in work_ids if w not in self._meta_cache]
+        if missing:
+            with self._session() as s:
+                rows = s.execute(
+                    select(WorkRow, CorpusRow).join(CorpusRow, WorkRow.corpus_id == CorpusRow.id)
+                    .where(WorkRow.id.in_(missing))
+                ).all()
+                for w, c in rows:
+                    self._meta_cache[w.id] = work_dict(w, c)
+        return {w: self._meta_cache[w] for w in work_ids if w in self._meta_cache}
+
+    # -------------------------------------------------------------------- index
+    def sync_index(self) -> dict[str, int]:
+        """Make the index match the database: index stored works it lacks (e.g. after the
+        index directory was lost or a registration crashed) and tombstone works it has
+        that the database no longer holds."""
+        with self._sync_lock:
+            return self._sync_index()
+
+    def _sync_index(self) -> dict[str, int]:
+        with self._session() as s:
+            db_ids = set(s.scalars(select(WorkRow.id)))
+        have = self.index.work_ids()
+        missing = sorted(db_ids - have)
+        extra = have - db_ids
+        if extra:
+            self.index.remove_works(extra)
+        indexed = 0
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            with self._session() as s:
+                rows = s.execute(select(WorkRow.id, WorkRow.text).where(WorkRow.id.in_(chunk)))
+                works = [(int(a), str(b)) for a, b in rows]
+            indexed += len(works)
+            self._index(works)
+        return {"indexed": indexed, "removed": len(extra)}
+
+    def start_sync(self) -> threading.Thread:
+        """Run :meth:`sync_index` once per registry in a background thread."""
+        if self._sync_thread is not None:
+            return self._sync_thread
+
+        def run() -> None:
+            try:
+                stats = self.sync_index()
+                if any(stats.values()):
+                    log.info("corpus index synchronised: %s", stats)
+            except Exception:  # noqa: BLE001 - logged; serving goes on with the old index
+                log.exception("corpus index synchronisation failed")
+
+        t = threading.Thread(target=run, name="corpus-sync", daemon=True)
+        self._sync_thread = t
+        t.start()
+        return t
+
+    def reindex(self) -> int:
+        """Drop the index and rebuild it from the database."""
+        with self._sync_lock:
+            self.index.clear()
+            return self._sync_index()["indexed"]
