@@ -114,23 +114,30 @@ async def throughput(targets: dict[str, tuple[str, str]], conc: int, seconds: fl
                      rounds: int) -> dict:
     counts = {k: 0 for k in targets}
     elapsed = {k: 0.0 for k in targets}
-    limits = httpx.Limits(max_connections=conc * 2, max_keepalive_connections=conc * 2)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    # one client (one pool) per target, so the targets never compete for pooled connections
+    clients = {k: httpx.AsyncClient(timeout=60, limits=limits) for k in targets}
+    try:
         for _ in range(rounds):
             for name, (url, key) in targets.items():
+                client = clients[name]
                 stop = time.perf_counter() + seconds
                 done = 0
 
-                async def worker(stop: float, url: str, key: str) -> None:
+                async def worker(client: httpx.AsyncClient, stop: float, url: str,
+                                 key: str) -> None:
                     nonlocal done
                     while time.perf_counter() < stop:
                         await one(client, url, key, False)
                         done += 1
 
                 t0 = time.perf_counter()
-                await asyncio.gather(*(worker(stop, url, key) for _ in range(conc)))
+                await asyncio.gather(*(worker(client, stop, url, key) for _ in range(conc)))
                 elapsed[name] += time.perf_counter() - t0
                 counts[name] += done
+    finally:
+        for c in clients.values():
+            await c.aclose()
     rps = {k: counts[k] / elapsed[k] for k in targets}
     return {k: {"rps": v, "ratio_to_direct": v / rps["direct"]} for k, v in rps.items()}
 
