@@ -115,7 +115,7 @@ def convabuse(root: Path, rng: random.Random, n_neg: int = 700) -> list[Row]:
     return pos + rng.sample(neg, min(n_neg, len(neg)))
 
 
-def diasafety(root: Path, rng: random.Random, n: int = 400) -> list[Row]:
+def diasafety(root: Path, rng: random.Random, n: int = 400, n_safe: int = 1600) -> list[Row]:
     rows = []
     for split in ("train", "val", "test"):
         rows += json.load(open(root / "diasafety" / f"{split}.json", encoding="utf-8"))
@@ -123,7 +123,7 @@ def diasafety(root: Path, rng: random.Random, n: int = 400) -> list[Row]:
     safe = [d for d in rows if d["label"] == "Safe"]
     out = [_r("diasafety", d["response"], 1, {"harassment"}, kind="llm_output")
            for d in rng.sample(off, min(n, len(off)))]
-    out += [_r("diasafety", d["response"], 0, kind="llm_output") for d in rng.sample(safe, n)]
+    out += [_r("diasafety", d["response"], 0, kind="llm_output") for d in rng.sample(safe, n_safe)]
     return out
 
 

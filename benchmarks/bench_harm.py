@@ -1,0 +1,129 @@
+"""Latency of the harm scanner per 2 KB output at concurrency 1, 8 and 32, batched vs unbatched.
+
+    .venv/bin/python benchmarks/bench_harm.py [--backend embedded] [--requests 96]
+
+Each request scans a distinct ~2 KB output built from XSTest's real LLM completions to safe
+prompts (benign traffic) or, with ``--mix``, a share of JailbreakBench jailbroken responses.
+``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
+1. ``cascade off`` shows the cost when every chunk goes through the encoder. A fresh backend
+per configuration, so no embedding-cache hits. Writes benchmarks/results/harm_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from guardrail.harm.datasets import data_root, jbb, xstest  # noqa: E402
+from guardrail.pipeline.types import RequestMeta, ScanContext  # noqa: E402
+from guardrail.scanners.harm import HarmConfig, HarmScanner  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "harm_bench.json"
+
+
+def outputs(n: int, mix: float, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    root = data_root()
+    benign = [r.text for r in xstest(root, rng) if r.group == "safe_completion"]
+    harmful = [r.text for r in jbb(root, rng) if r.harmful]
+    rng.shuffle(benign)
+    rng.shuffle(harmful)
+    out = []
+    for i in range(n):
+        pool = harmful if rng.random() < mix else benign
+        parts, size, j = [], 0, i * 7
+        while size < 2048:
+            t = pool[j % len(pool)]
+            parts.append(t)
+            size += len(t) + 1
+            j += 1
+        out.append("\n".join(parts)[:2048])
+    return out
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))], 2)
+
+
+async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
+    meta = RequestMeta("b", "/v1/chat/completions", "bench", "v", "s")
+    lat: list[float] = []
+    it = iter(texts)
+
+    async def worker() -> None:
+        for t in it:
+            t0 = time.perf_counter()
+            await scanner.scan(ScanContext(text=t, meta=meta))
+            lat.append((time.perf_counter() - t0) * 1000)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    wall = time.perf_counter() - t0
+    return {"p50_ms": pct(lat, 0.5), "p90_ms": pct(lat, 0.9), "p99_ms": pct(lat, 0.99),
+            "mean_ms": round(statistics.mean(lat), 2), "requests": len(lat),
+            "throughput_rps": round(len(lat) / wall, 1)}
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    texts = outputs(args.requests * 8, args.mix)
+    results: dict = {}
+    k = 0
+    configs = [("batched", {"max_batch": 16, "max_wait_ms": 2.0}, True),
+               ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, True)]
+    if args.backend == "embedded" and not args.skip_no_cascade:
+        configs += [("batched_cascade_off", {"max_batch": 16, "max_wait_ms": 2.0}, False),
+                    ("unbatched_cascade_off", {"max_batch": 1, "max_wait_ms": 0.0}, False)]
+    for name, kw, cascade in configs:
+        extra = {"cascade": cascade} if args.backend == "embedded" else {}
+        cfg = HarmConfig(type="harm", backend=args.backend, model=args.model, **kw, **extra)
+        sc = HarmScanner(cfg, None)
+        sc.load()
+        await sc.scan(ScanContext(text="warm up. " * 10,
+                                  meta=RequestMeta("w", "/", "b", "v", "s")))
+        for conc in (1, 8, 32):
+            n = args.requests if "cascade_off" not in name else max(16, args.requests // 4)
+            r = await run(sc, texts[k : k + n], conc)
+            k += n
+            stats = getattr(sc.backend, "stats", None)
+            if stats:
+                r["settled_share"] = round(stats["settled"] / max(stats["chunks"], 1), 3)
+            results.setdefault(name, {})[f"c{conc}"] = r
+            print(name, conc, r, flush=True)
+        assert sc._pool is not None
+        await sc._pool.get().aclose()
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", default="embedded")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--requests", type=int, default=96)
+    ap.add_argument("--mix", type=float, default=0.0, help="share of harmful outputs")
+    ap.add_argument("--skip-no-cascade", action="store_true")
+    args = ap.parse_args()
+    res = asyncio.run(main_async(args))
+    out = {"backend": args.backend, "model": args.model, "output_chars": 2048,
+           "harmful_share": args.mix, "machine": {"cpus": os.cpu_count(),
+                                                  "python": platform.python_version()},
+           "results": res}
+    OUT.parent.mkdir(exist_ok=True)
+    suffix = "" if args.backend == "embedded" and not args.mix else f"_{args.backend}_{args.mix}"
+    path = OUT.with_name(f"harm_bench{suffix}.json")
+    path.write_text(json.dumps(out, indent=1))
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

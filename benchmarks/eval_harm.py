@@ -1,0 +1,216 @@
+"""Evaluate a harm backend on ``GUARDRAIL_EVAL_DATA``.
+
+    .venv/bin/python benchmarks/eval_harm.py                      # embedded: LOSO + in-source
+    .venv/bin/python benchmarks/eval_harm.py --backend detoxify --model /path/to/x.ckpt
+    .venv/bin/python benchmarks/eval_harm.py --backend transformers --model /path/or/hub-id
+
+Embedded: **leave-one-source-out** (train on every source but one, score that one; a source
+and its parallel translation count as one source) beside an in-source 3-fold split. Other
+backends are not trained here, so every source is out of source for them. For each held-out
+source and pooled per language: AUROC, AUPRC and F1 at the policy threshold, for "any harm"
+(max over categories) and per category where the source labels it; plus the share of XSTest's
+safe-prompt completions flagged (whole completions, chunked as the scanner does).
+Writes benchmarks/results/harm_eval_<backend>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harm_embed_cache import CachedEncoder, EmbedCache  # noqa: E402
+from train_harm import first_chunk, fit, prepare  # noqa: E402
+
+from guardrail.harm.chunking import chunks  # noqa: E402
+from guardrail.harm.datasets import Row, load_all  # noqa: E402
+from guardrail.harm.embedded import EmbeddedBackend, Heads  # noqa: E402
+from guardrail.harm.taxonomy import ALL_CATEGORIES, CATEGORIES, GENERAL  # noqa: E402
+from guardrail.scanners.harm import HarmConfig  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCANNER_CHUNK = HarmConfig(type="harm").chunk_chars  # whole outputs are chunked as the scanner does
+
+
+def metrics(y: np.ndarray, s: np.ndarray, th: float) -> dict[str, float | int | None]:
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    out: dict[str, float | int | None] = {"n": int(len(y)), "pos": int(y.sum())}
+    both = 0 < y.sum() < len(y)
+    out["auroc"] = round(float(roc_auc_score(y, s)), 4) if both else None
+    out["auprc"] = round(float(average_precision_score(y, s)), 4) if both else None
+    pred = s >= th
+    out["f1"] = round(float(f1_score(y, pred, zero_division=0)), 4) if y.sum() else None
+    out["flagged"] = round(float(pred.mean()), 4)
+    out["recall"] = round(float(pred[y == 1].mean()), 4) if y.sum() else None
+    return out
+
+
+def any_score(d: dict[str, float], th: dict[str, float]) -> float:
+    """Max over categories after rescaling each by its threshold onto the toxic threshold."""
+    t0 = th[GENERAL]
+    return max(v * t0 / th.get(k, t0) for k, v in d.items())
+
+
+def score_embedded(heads: Heads, texts: list[str], cache: EmbedCache,
+                   cascade: bool) -> list[dict]:
+    """Scores through the runtime backend class (same cascade and zoom as the scanner)."""
+    backend = EmbeddedBackend(heads=heads, encoder=CachedEncoder(cache), cascade=cascade)
+    out: list[dict] = []
+    for i in range(0, len(texts), 64):
+        out += backend.predict(texts[i : i + 64])
+    return out
+
+
+def report(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
+    y = np.array([r.harmful for r in rows])
+    s = np.array([any_score(d, th) for d in scores])
+    res = {"any": metrics(y, s, th[GENERAL])}
+    for c in CATEGORIES:
+        lab = [r.label(c) for r in rows]
+        m = np.array([v is not None for v in lab])
+        yc = np.array([v for v in lab if v is not None])
+        if m.sum() and yc.sum():
+            sc = np.array([d.get(c, 0.0) for d in scores])[m]
+            res[c] = metrics(yc, sc, th.get(c, th[GENERAL]))
+    return res
+
+
+def xstest_flagged(heads_or_fn, rows: list[Row], th: dict[str, float], cache: EmbedCache,
+                   cascade: bool = True) -> dict:
+    comp = [r for r in rows if r.source == "xstest" and r.group == "safe_completion"]
+    flagged = 0
+    for r in comp:
+        cs = chunks(r.text, SCANNER_CHUNK) or [r.text]
+        if isinstance(heads_or_fn, Heads):
+            sc = score_embedded(heads_or_fn, cs, cache, cascade)
+        else:
+            sc = heads_or_fn(cs)
+        flagged += max(any_score(d, th) for d in sc) >= th[GENERAL]
+    return {"n": len(comp), "flagged": flagged, "share": round(flagged / max(len(comp), 1), 4)}
+
+
+def group_of(r: Row) -> str:
+    return r.source
+
+
+def pooled(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
+    out = {}
+    for lang in ("en", "ja"):
+        idx = [i for i, r in enumerate(rows) if r.lang == lang]
+        out[lang] = report([rows[i] for i in idx], [scores[i] for i in idx], th)
+    return out
+
+
+def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
+    cache = EmbedCache()
+    X, S = prepare(rows, cache)
+    texts = [first_chunk(r.text) for r in rows]
+    groups = sorted({group_of(r) for r in rows})
+    loso: list[dict | None] = [None] * len(rows)
+    per_source, xs = {}, None
+    for g in groups:
+        test = np.array([group_of(r) == g for r in rows])
+        tr = [r for r, t in zip(rows, test, strict=True) if not t]
+        t0 = time.time()
+        heads = fit(tr, X[~test], S[~test])
+        te_idx = np.flatnonzero(test)
+        sc = score_embedded(heads, [texts[i] for i in te_idx], cache, cascade)
+        for i, d in zip(te_idx, sc, strict=True):
+            loso[i] = d
+        per_source[g] = report([rows[i] for i in te_idx], sc, th)
+        if g == "xstest":
+            xs = xstest_flagged(heads, rows, th, cache, cascade)
+        print(f"LOSO {g}: any={per_source[g]['any']} ({time.time() - t0:.0f}s)", flush=True)
+    # in-source: 5-fold over all rows (what a random split would report)
+    from sklearn.model_selection import StratifiedKFold
+
+    ins: list[dict | None] = [None] * len(rows)
+    strat = [f"{r.source}{r.harmful}" for r in rows]
+    for tr_i, te_i in StratifiedKFold(3, shuffle=True, random_state=0).split(texts, strat):
+        heads = fit([rows[i] for i in tr_i], X[tr_i], S[tr_i])
+        for i, d in zip(te_i, score_embedded(heads, [texts[i] for i in te_i], cache,
+                                             cascade), strict=True):
+            ins[i] = d
+    if cache.dirty:
+        cache.save()
+    return {
+        "leave_one_source_out": {"pooled": pooled(rows, loso, th), "per_source": per_source,
+                                 "xstest_safe_completions_flagged": xs},
+        "in_source_3fold": {"pooled": pooled(rows, ins, th)},
+        "_loso_scores": loso,
+    }
+
+
+def eval_external(rows: list[Row], th: dict[str, float], backend) -> dict:
+    scores: list[dict] = []
+    texts = [first_chunk(r.text) for r in rows]
+    for i in range(0, len(texts), 32):
+        scores += backend.predict(texts[i : i + 32])
+    per_source = {}
+    for g in sorted({group_of(r) for r in rows}):
+        idx = [i for i, r in enumerate(rows) if group_of(r) == g]
+        per_source[g] = report([rows[i] for i in idx], [scores[i] for i in idx], th)
+    xs = xstest_flagged(backend.predict, rows, th, EmbedCache())
+    return {"out_of_source": {"pooled": pooled(rows, scores, th), "per_source": per_source,
+                              "xstest_safe_completions_flagged": xs}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", default="embedded",
+                    choices=["embedded", "detoxify", "transformers"])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--threshold", type=float, default=0.5, help="policy threshold (toxic)")
+    ap.add_argument("--no-cascade", action="store_true")
+    ap.add_argument("--limit", type=int, default=0, help="subsample rows (quick runs)")
+    args = ap.parse_args()
+    rows = load_all()
+    if args.limit:
+        rng = np.random.default_rng(0)
+        rows = [rows[i] for i in sorted(rng.choice(len(rows), args.limit, replace=False))]
+    th = {c: args.threshold for c in ALL_CATEGORIES}
+    t0 = time.time()
+    if args.backend == "embedded":
+        res = eval_embedded(rows, th, cascade=not args.no_cascade)
+        loso = res.pop("_loso_scores")
+        res["threshold_sweep_loso"] = sweep(rows, loso)
+    else:
+        from guardrail.harm.hf import build_backend
+
+        backend = build_backend(args.backend, args.model)
+        backend.load()
+        res = eval_external(rows, th, backend)
+    res.update({"backend": args.backend, "model": args.model, "threshold": args.threshold,
+                "cascade": not args.no_cascade, "rows": len(rows),
+                "seconds": round(time.time() - t0, 1)})
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"harm_eval_{args.backend}.json"
+    out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
+    print(json.dumps({k: v for k, v in res.items() if k != "threshold_sweep_loso"}, indent=1,
+                     ensure_ascii=False)[:6000])
+    print("wrote", out)
+
+
+def sweep(rows: list[Row], scores: list[dict]) -> list[dict]:
+    """Pooled LOSO English F1 / Japanese F1 / XSTest-row flag rate at several thresholds."""
+    out = []
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9):
+        th = {c: t for c in ALL_CATEGORIES}
+        p = pooled(rows, scores, th)
+        xs = [any_score(scores[i], th) >= t for i, r in enumerate(rows)
+              if r.source == "xstest" and r.group == "safe_completion"]
+        out.append({"threshold": t, "en_f1": p["en"]["any"]["f1"], "ja_f1": p["ja"]["any"]["f1"],
+                    "xstest_first_chunk_flagged": round(float(np.mean(xs)), 4) if xs else None})
+    return out
+
+
+if __name__ == "__main__":
+    main()

