@@ -14,7 +14,8 @@ COPY pyproject.toml README.md ./
 COPY guardrail ./guardrail
 COPY models ./models
 COPY policies ./policies
-RUN pip install ".[postgres,redis]" \
+# editable install: the shipped model heads in /app/models resolve next to the package
+RUN pip install -e ".[postgres,redis]" \
  && useradd --system --uid 10001 --home /var/lib/guardrail --create-home guardrail
 USER guardrail
 EXPOSE 8080
