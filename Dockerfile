@@ -5,7 +5,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     GUARDRAIL_HOST=0.0.0.0 GUARDRAIL_PORT=8080 \
     GUARDRAIL_DATABASE_URL=sqlite:////var/lib/guardrail/guardrail.db \
-    GUARDRAIL_POLICY_DIR=/app/policies
+    GUARDRAIL_POLICY_DIR=/app/policies \
+    GUARDRAIL_C2PA_DEV_PKI_DIR=/var/lib/guardrail/pki \
+    GUARDRAIL_CORPUS_INDEX_DIR=/var/lib/guardrail/index
 
 WORKDIR /app
 # CPU wheel of torch first, so nothing pulls a CUDA build.
