@@ -42,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "presidio-analyzer"):  # per-migration / per-recognizer chatter
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     if settings.dev_mode and not _is_loopback(settings.host):
         print(f"refusing to bind {settings.host}: no GUARDRAIL_API_KEYS configured. Set client "
               "keys, or bind a loopback address (127.0.0.1) for dev mode.", file=sys.stderr)
