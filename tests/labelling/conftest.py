@@ -71,10 +71,8 @@ def presigner(p: PkiPaths) -> Any:
 
 def build_app(tmp: Path, pki: PkiPaths, upstream_pki: PkiPaths, policy: str = POLICY) -> LabApp:
     from guardrail.app import create_app
-    from guardrail.labelling import routes as lab_routes
     from guardrail.labelling.service import setup_labelling
     from guardrail.labelling.settings import C2paSettings
-    from guardrail.proxy import images
     from guardrail.settings import Settings
 
     (tmp / "policies").mkdir()
@@ -85,10 +83,7 @@ def build_app(tmp: Path, pki: PkiPaths, upstream_pki: PkiPaths, policy: str = PO
                         api_keys=[CLIENT_KEY])
     app = create_app(settings, transport=httpx.MockTransport(fake.handler))
     paths = {getattr(r, "path", None) for r in app.routes}
-    if "/v1/images/generations" not in paths:  # until the lead wires the routers
-        app.include_router(images.router)
-    if "/v1/guardrail/verify" not in paths:
-        app.include_router(lab_routes.router)
+    assert {"/v1/images/generations", "/v1/images/edits", "/v1/guardrail/verify"} <= paths
     setup_labelling(app.state.guardrail, C2paSettings(
         cert=pki.chain, key=pki.key, trust_anchors=pki.ca, dev_pki=False))
     return LabApp(app, fake, pki, upstream_pki)
