@@ -82,7 +82,7 @@ def build_app(tmp: Path, pki: PkiPaths, upstream_pki: PkiPaths, policy: str = PO
                         upstream_url="http://upstream.test/v1", upstream_api_key="sk-up",
                         api_keys=[CLIENT_KEY])
     app = create_app(settings, transport=httpx.MockTransport(fake.handler))
-    paths = {getattr(r, "path", None) for r in app.routes}
+    paths = set(app.openapi()["paths"])
     assert {"/v1/images/generations", "/v1/images/edits", "/v1/guardrail/verify"} <= paths
     setup_labelling(app.state.guardrail, C2paSettings(
         cert=pki.chain, key=pki.key, trust_anchors=pki.ca, dev_pki=False))
