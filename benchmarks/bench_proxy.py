@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--full-requests", type=int, default=60,
+                    help="requests per target for the shipped default policy (harm model etc.)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="gr-bench-"))
@@ -154,13 +156,16 @@ def main() -> None:
     pdir.mkdir()
     for name, text in POLICIES.items():
         (pdir / f"{name}.yaml").write_text(text, encoding="utf-8")
+    shipped = (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8")
+    (pdir / "shipped.yaml").write_text(shipped.replace("name: default", "name: shipped", 1),
+                                       encoding="utf-8")
     from guardrail.settings import key_id
 
     up_port, gr_port = free_port(), free_port()
     env = {**os.environ, "GUARDRAIL_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
-           "GUARDRAIL_API_KEYS": "k-none,k-deny", "GUARDRAIL_POLICY_DIR": str(pdir),
+           "GUARDRAIL_API_KEYS": "k-none,k-deny,k-shipped", "GUARDRAIL_POLICY_DIR": str(pdir),
            "GUARDRAIL_DEFAULT_POLICY": "none",
-           "GUARDRAIL_KEY_POLICIES": f"{key_id('k-deny')}=denylist",
+           "GUARDRAIL_KEY_POLICIES": f"{key_id('k-deny')}=denylist,{key_id('k-shipped')}=shipped",
            "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/bench.db", "GUARDRAIL_LOG_LEVEL": "warning"}
     procs = [
         subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.fast_upstream:app",
@@ -186,6 +191,14 @@ def main() -> None:
             "latency_c1_streaming": asyncio.run(latency(targets, args.requests // 2, True)),
             "throughput_c16": asyncio.run(throughput(targets, 16, args.seconds, args.rounds)),
             "throughput_c64": asyncio.run(throughput(targets, 64, args.seconds, args.rounds)),
+        }
+        full = {"direct": targets["direct"],
+                "proxy_shipped_default_policy": (targets["proxy_denylist"][0], "k-shipped")}
+        results["shipped_default_policy"] = {
+            "note": "policies/default.yaml as shipped (denylist, harm, pii, ip; empty corpus)",
+            "latency_c1_nonstreaming": asyncio.run(latency(full, args.full_requests, False)),
+            "latency_c1_streaming": asyncio.run(latency(full, args.full_requests // 2, True)),
+            "throughput_c8": asyncio.run(throughput(full, 8, args.seconds, 1)),
         }
     finally:
         for p in procs:
