@@ -1,12 +1,16 @@
 """Latency of the harm scanner per 2 KB output at concurrency 1, 8 and 32, batched vs unbatched.
 
-    .venv/bin/python benchmarks/bench_harm.py [--backend embedded] [--requests 96]
+    .venv/bin/python benchmarks/bench_harm.py [--backend embedded] [--requests 64]
 
-Each request scans a distinct ~2 KB output built from XSTest's real LLM completions to safe
-prompts (benign traffic) or, with ``--mix``, a share of JailbreakBench jailbroken responses.
+Two workloads, each request a distinct ~2 KB output: ``benign`` = XSTest's real LLM
+completions to safe prompts joined together; ``harmful`` = JailbreakBench jailbroken responses.
 ``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
-1. ``cascade off`` shows the cost when every chunk goes through the encoder. A fresh backend
-per configuration, so no embedding-cache hits. Writes benchmarks/results/harm_bench.json.
+1. ``settled_share`` = share of chunks the n-gram first stage settled (no encoder call).
+``cascade_off`` shows the cost when every chunk goes through the encoder, and
+``previous_default_160_no_cascade`` approximates the previous default (160-character chunks).
+A fresh backend per configuration, so no embedding-cache hits. Note the shipped first stage
+saw XSTest completions in training, so the benign settle rate here is in-source; the
+out-of-source rate is in harm_eval_embedded.json. Writes benchmarks/results/harm_bench.json.
 """
 
 from __future__ import annotations
@@ -75,31 +79,44 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
             "throughput_rps": round(len(lat) / wall, 1)}
 
 
+CONFIGS = [  # name, batcher settings, cascade, chunk_chars, workloads
+    ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, True, 400, ("benign", "harmful")),
+    ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, True, 400, ("benign", "harmful")),
+    ("batched_cascade_off", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign",)),
+    # the previous default (160-character chunks, every chunk through the encoder)
+    ("previous_default_160_no_cascade", {"max_batch": 16, "max_wait_ms": 2.0}, False, 160,
+     ("benign",)),
+]
+
+
 async def main_async(args: argparse.Namespace) -> dict:
-    texts = outputs(args.requests * 8, args.mix)
+    pools = {"benign": outputs(args.requests * 12, 0.0), "harmful": outputs(args.requests * 6, 1.0)}
     results: dict = {}
-    k = 0
-    configs = [("batched", {"max_batch": 16, "max_wait_ms": 2.0}, True),
-               ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, True)]
-    if args.backend == "embedded" and not args.skip_no_cascade:
-        configs += [("batched_cascade_off", {"max_batch": 16, "max_wait_ms": 2.0}, False),
-                    ("unbatched_cascade_off", {"max_batch": 1, "max_wait_ms": 0.0}, False)]
-    for name, kw, cascade in configs:
+    used = {"benign": 0, "harmful": 0}
+    configs = CONFIGS if args.backend == "embedded" else CONFIGS[:2]
+    for name, kw, cascade, chunk, loads in configs:
         extra = {"cascade": cascade} if args.backend == "embedded" else {}
-        cfg = HarmConfig(type="harm", backend=args.backend, model=args.model, **kw, **extra)
+        cfg = HarmConfig(type="harm", backend=args.backend, model=args.model, chunk_chars=chunk,
+                         **kw, **extra)
         sc = HarmScanner(cfg, None)
         sc.load()
         await sc.scan(ScanContext(text="warm up. " * 10,
                                   meta=RequestMeta("w", "/", "b", "v", "s")))
-        for conc in (1, 8, 32):
-            n = args.requests if "cascade_off" not in name else max(16, args.requests // 4)
-            r = await run(sc, texts[k : k + n], conc)
-            k += n
-            stats = getattr(sc.backend, "stats", None)
-            if stats:
-                r["settled_share"] = round(stats["settled"] / max(stats["chunks"], 1), 3)
-            results.setdefault(name, {})[f"c{conc}"] = r
-            print(name, conc, r, flush=True)
+        for load in loads:
+            for conc in (1, 8, 32):
+                n = args.requests if load == "benign" and cascade else max(16, args.requests // 4)
+                k = used[load]
+                used[load] += n
+                stats = getattr(sc.backend, "stats", None)
+                before = dict(stats) if stats else None
+                r = await run(sc, pools[load][k : k + n], conc)
+                if stats and before and cascade:
+                    ch = stats["chunks"] - before["chunks"]
+                    r["chunks_per_output"] = round(ch / n, 2)
+                    settled = stats["settled"] - before["settled"]
+                    r["settled_share"] = round(settled / max(ch, 1), 3)
+                results.setdefault(name, {}).setdefault(load, {})[f"c{conc}"] = r
+                print(name, load, conc, r, flush=True)
         assert sc._pool is not None
         await sc._pool.get().aclose()
     return results
@@ -109,17 +126,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="embedded")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--requests", type=int, default=96)
-    ap.add_argument("--mix", type=float, default=0.0, help="share of harmful outputs")
-    ap.add_argument("--skip-no-cascade", action="store_true")
+    ap.add_argument("--requests", type=int, default=64)
     args = ap.parse_args()
     res = asyncio.run(main_async(args))
     out = {"backend": args.backend, "model": args.model, "output_chars": 2048,
-           "harmful_share": args.mix, "machine": {"cpus": os.cpu_count(),
+           "workloads": {"benign": "XSTest completions to safe prompts, joined to 2 KB",
+                         "harmful": "JailbreakBench jailbroken responses, joined to 2 KB"},
+           "machine": {"cpus": os.cpu_count(),
                                                   "python": platform.python_version()},
            "results": res}
     OUT.parent.mkdir(exist_ok=True)
-    suffix = "" if args.backend == "embedded" and not args.mix else f"_{args.backend}_{args.mix}"
+    suffix = "" if args.backend == "embedded" else f"_{args.backend}"
     path = OUT.with_name(f"harm_bench{suffix}.json")
     path.write_text(json.dumps(out, indent=1))
     print("wrote", path)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harm_embed_cache import CachedEncoder, EmbedCache  # noqa: E402
-from train_harm import first_chunk, fit, prepare  # noqa: E402
+from train_harm import extra_negatives, first_chunk, fit, prepare  # noqa: E402
 
 from guardrail.harm.chunking import chunks  # noqa: E402
 from guardrail.harm.datasets import Row, load_all  # noqa: E402
@@ -59,14 +59,32 @@ def any_score(d: dict[str, float], th: dict[str, float]) -> float:
     return max(v * t0 / th.get(k, t0) for k, v in d.items())
 
 
+STAGE1: dict[str, int] = {"chunks": 0, "settled": 0}
+
+
+FIT_KW: dict = {}  # extra fit() options from the command line
+ZOOM_FROM = HarmConfig(type="harm").zoom_from
+
+
 def score_embedded(heads: Heads, texts: list[str], cache: EmbedCache,
                    cascade: bool) -> list[dict]:
     """Scores through the runtime backend class (same cascade and zoom as the scanner)."""
-    backend = EmbeddedBackend(heads=heads, encoder=CachedEncoder(cache), cascade=cascade)
+    backend = EmbeddedBackend(heads=heads, encoder=CachedEncoder(cache), cascade=cascade,
+                              zoom_from=ZOOM_FROM)
     out: list[dict] = []
     for i in range(0, len(texts), 64):
         out += backend.predict(texts[i : i + 64])
+    for k in STAGE1:
+        STAGE1[k] += backend.stats[k]
     return out
+
+
+def settled_by_stage1(heads: Heads, texts: list[str]) -> np.ndarray:
+    from guardrail.pipeline.types import detect_language
+
+    s1 = heads.stage1(texts)
+    return np.array([s < heads.gate.get(detect_language(t), 0.0)
+                     for t, s in zip(texts, s1, strict=True)])
 
 
 def report(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
@@ -86,15 +104,25 @@ def report(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
 def xstest_flagged(heads_or_fn, rows: list[Row], th: dict[str, float], cache: EmbedCache,
                    cascade: bool = True) -> dict:
     comp = [r for r in rows if r.source == "xstest" and r.group == "safe_completion"]
-    flagged = 0
+    best = []
+    before = dict(STAGE1)
     for r in comp:
         cs = chunks(r.text, SCANNER_CHUNK) or [r.text]
         if isinstance(heads_or_fn, Heads):
             sc = score_embedded(heads_or_fn, cs, cache, cascade)
         else:
             sc = heads_or_fn(cs)
-        flagged += max(any_score(d, th) for d in sc) >= th[GENERAL]
-    return {"n": len(comp), "flagged": flagged, "share": round(flagged / max(len(comp), 1), 4)}
+        best.append(max(max(d.values()) for d in sc))
+    b = np.array(best)
+    flagged = int((b >= th[GENERAL]).sum())
+    out: dict = {"n": len(comp), "flagged": flagged,
+                 "share": round(flagged / max(len(comp), 1), 4),
+                 "share_by_threshold": {str(t): round(float((b >= t).mean()), 4)
+                                        for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)}}
+    n = STAGE1["chunks"] - before["chunks"]
+    if n:
+        out["stage1_settled_chunks"] = round((STAGE1["settled"] - before["settled"]) / n, 4)
+    return out
 
 
 def group_of(r: Row) -> str:
@@ -112,19 +140,22 @@ def pooled(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
 def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
     cache = EmbedCache()
     X, S = prepare(rows, cache)
+    extra = extra_negatives()
     texts = [first_chunk(r.text) for r in rows]
     groups = sorted({group_of(r) for r in rows})
     loso: list[dict | None] = [None] * len(rows)
     per_source, xs = {}, None
+    settled = np.zeros(len(rows), bool)
     for g in groups:
         test = np.array([group_of(r) == g for r in rows])
         tr = [r for r, t in zip(rows, test, strict=True) if not t]
         t0 = time.time()
-        heads = fit(tr, X[~test], S[~test])
+        heads = fit(tr, X[~test], S[~test], extra_neg=extra, **FIT_KW)
         te_idx = np.flatnonzero(test)
         sc = score_embedded(heads, [texts[i] for i in te_idx], cache, cascade)
         for i, d in zip(te_idx, sc, strict=True):
             loso[i] = d
+        settled[te_idx] = settled_by_stage1(heads, [texts[i] for i in te_idx])
         per_source[g] = report([rows[i] for i in te_idx], sc, th)
         if g == "xstest":
             xs = xstest_flagged(heads, rows, th, cache, cascade)
@@ -135,15 +166,28 @@ def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
     ins: list[dict | None] = [None] * len(rows)
     strat = [f"{r.source}{r.harmful}" for r in rows]
     for tr_i, te_i in StratifiedKFold(3, shuffle=True, random_state=0).split(texts, strat):
-        heads = fit([rows[i] for i in tr_i], X[tr_i], S[tr_i])
+        heads = fit([rows[i] for i in tr_i], X[tr_i], S[tr_i], extra_neg=extra, **FIT_KW)
         for i, d in zip(te_i, score_embedded(heads, [texts[i] for i in te_i], cache,
                                              cascade), strict=True):
             ins[i] = d
     if cache.dirty:
         cache.save()
+    harm = np.array([r.harmful == 1 for r in rows])
+    llm_neg = np.array([r.kind == "llm_output" and not r.harmful for r in rows])
+    cascade_stats = {
+        "harmful_rows_reaching_encoder": round(float(1 - settled[harm].mean()), 4),
+        "harmful_llm_outputs_reaching_encoder": round(float(
+            1 - settled[harm & np.array([r.kind == "llm_output" for r in rows])].mean()), 4),
+        "benign_llm_outputs_settled": round(float(settled[llm_neg].mean()), 4),
+        "benign_rows_settled": round(float(settled[~harm].mean()), 4),
+        "per_source_settled": {g: round(float(settled[[r.source == g for r in rows]].mean()), 4)
+                               for g in groups},
+    }
+    print("cascade LOSO", cascade_stats, flush=True)
     return {
         "leave_one_source_out": {"pooled": pooled(rows, loso, th), "per_source": per_source,
-                                 "xstest_safe_completions_flagged": xs},
+                                 "xstest_safe_completions_flagged": xs,
+                                 "cascade_stage1_first_chunks": cascade_stats},
         "in_source_3fold": {"pooled": pooled(rows, ins, th)},
         "_loso_scores": loso,
     }
@@ -171,7 +215,23 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.5, help="policy threshold (toxic)")
     ap.add_argument("--no-cascade", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="subsample rows (quick runs)")
+    ap.add_argument("--keep", type=float, default=None, help="fit(): stage-1 harmful recall")
+    ap.add_argument("--no-prompts-in-any", action="store_true",
+                    help="fit(): leave prompt rows out of the 'any' head")
+    ap.add_argument("--zoom-from", type=float, default=None)
+    ap.add_argument("--s1-weight", type=float, default=None,
+                    help="fit(): weight of the n-gram stage in the 'toxic' score")
+    ap.add_argument("--tag", default="", help="suffix for the results file name")
     args = ap.parse_args()
+    global ZOOM_FROM
+    if args.zoom_from is not None:
+        ZOOM_FROM = args.zoom_from
+    if args.keep is not None:
+        FIT_KW["keep"] = args.keep
+    if args.s1_weight is not None:
+        FIT_KW["s1_weight"] = args.s1_weight
+    if args.no_prompts_in_any:
+        FIT_KW["prompts_in_any"] = False
     rows = load_all()
     if args.limit:
         rng = np.random.default_rng(0)
@@ -189,10 +249,11 @@ def main() -> None:
         backend.load()
         res = eval_external(rows, th, backend)
     res.update({"backend": args.backend, "model": args.model, "threshold": args.threshold,
+                "fit_options": FIT_KW, "zoom_from": ZOOM_FROM,
                 "cascade": not args.no_cascade, "rows": len(rows),
                 "seconds": round(time.time() - t0, 1)})
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"harm_eval_{args.backend}.json"
+    out = RESULTS / f"harm_eval_{args.backend}{args.tag}.json"
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
     print(json.dumps({k: v for k, v in res.items() if k != "threshold_sweep_loso"}, indent=1,
                      ensure_ascii=False)[:6000])
@@ -202,7 +263,7 @@ def main() -> None:
 def sweep(rows: list[Row], scores: list[dict]) -> list[dict]:
     """Pooled LOSO English F1 / Japanese F1 / XSTest-row flag rate at several thresholds."""
     out = []
-    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9):
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
         th = {c: t for c in ALL_CATEGORIES}
         p = pooled(rows, scores, th)
         xs = [any_score(scores[i], th) >= t for i, r in enumerate(rows)

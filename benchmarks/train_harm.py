@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harm_embed_cache import EmbedCache  # noqa: E402
 
 from guardrail.harm.chunking import chunks  # noqa: E402
-from guardrail.harm.datasets import Row, load_all  # noqa: E402
+from guardrail.harm.datasets import Row, benign_prose, data_root, load_all  # noqa: E402
 from guardrail.harm.embedded import HEADS_FILE, Heads  # noqa: E402
 from guardrail.harm.features import to_scipy  # noqa: E402
 from guardrail.harm.taxonomy import CATEGORIES  # noqa: E402
@@ -49,22 +49,30 @@ def _lr(C: float):  # type: ignore[no-untyped-def]
     return LogisticRegression(C=C, max_iter=500, tol=1e-3, class_weight="balanced")
 
 
-def _s1(alpha: float):  # type: ignore[no-untyped-def]
-    from sklearn.linear_model import SGDClassifier
+def _s1(C1: float):  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
 
-    return SGDClassifier(loss="log_loss", alpha=alpha, class_weight="balanced", max_iter=30,
-                         tol=1e-4, random_state=0)
+    return LogisticRegression(C=C1, max_iter=300, class_weight="balanced")
 
 
-def fit(rows: list[Row], X: np.ndarray, S: object, *, keep: float = 0.98,
-        s1_weight: float = 0.0, C: float = 2.0, alpha1: float = 2e-5,
-        prompts_in_any: bool = True) -> Heads:
-    """Fit both stages on ``rows`` (embeddings ``X``, hashed features ``S`` as scipy CSR)."""
+def fit(rows: list[Row], X: np.ndarray, S: object, *, keep: float = 0.95,
+        s1_weight: float = 0.0, C: float = 2.0, C1: float = 4.0,
+        prompts_in_any: bool = True, extra_neg: object = None) -> Heads:
+    """Fit both stages on ``rows`` (embeddings ``X``, hashed features ``S`` as scipy CSR).
+
+    ``extra_neg``: hashed features of benign prose that only the first stage sees. The gate is
+    the ``1 - keep`` quantile of the out-of-fold stage-1 scores of harmful rows, so ``keep``
+    is the share of (in-source) harmful chunks that reach the encoder."""
+    from scipy.sparse import vstack
     from sklearn.model_selection import cross_val_predict
 
     y_any = np.array([r.harmful for r in rows])
-    s1 = _s1(alpha1).fit(S, y_any)
-    oof = cross_val_predict(_s1(alpha1), S, y_any, cv=3, method="predict_proba")[:, 1]
+    S1, y1 = S, y_any
+    if extra_neg is not None:
+        S1 = vstack([S, extra_neg]).tocsr()  # type: ignore[list-item]
+        y1 = np.concatenate([y_any, np.zeros(extra_neg.shape[0], int)])  # type: ignore[attr-defined]
+    s1 = _s1(C1).fit(S1, y1)
+    oof = cross_val_predict(_s1(C1), S1, y1, cv=3, method="predict_proba")[: len(rows), 1]
     gate = {}
     for lang in ("en", "ja"):
         m = np.array([r.lang == lang and r.harmful == 1 for r in rows])
@@ -86,7 +94,7 @@ def fit(rows: list[Row], X: np.ndarray, S: object, *, keep: float = 0.98,
     return Heads(
         labels=LABELS, W=W, b=b, s1_w=s1.coef_[0].astype(np.float16),
         s1_b=float(s1.intercept_[0]), s1_bits=S1_BITS, gate=gate, s1_weight=s1_weight,
-        meta={"counts": counts, "keep": keep, "C": C, "alpha1": alpha1,
+        meta={"counts": counts, "keep": keep, "C": C, "C1": C1,
                     "prompts_in_any": prompts_in_any},
     )
 
@@ -97,16 +105,24 @@ def prepare(rows: list[Row], cache: EmbedCache | None = None) -> tuple[np.ndarra
     return cache.embed(texts), to_scipy(texts, S1_BITS)
 
 
+def extra_negatives(seed: int = 0) -> object:
+    """Hashed features of the benign prose the first stage also learns from."""
+    import random
+
+    return to_scipy(benign_prose(data_root(), random.Random(f"{seed}-prose")), S1_BITS)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "models/harm"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", type=float, default=0.98)
+    ap.add_argument("--keep", type=float, default=0.95)
     ap.add_argument("--s1-weight", type=float, default=0.0)
     args = ap.parse_args()
     rows = load_all(seed=args.seed)
     X, S = prepare(rows)
-    heads = fit(rows, X, S, keep=args.keep, s1_weight=args.s1_weight)
+    heads = fit(rows, X, S, keep=args.keep, s1_weight=args.s1_weight,
+                extra_neg=extra_negatives(args.seed))
     heads.meta.update({
         "trained": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
         "rows": len(rows),

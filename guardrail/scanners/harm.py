@@ -60,9 +60,12 @@ class HarmConfig(ScannerConfig):
     activation: Literal["auto", "sigmoid", "softmax"] = "auto"
     cascade: bool = Field(True, description="embedded: let the n-gram stage settle benign chunks.")
     zoom_from: float = Field(
-        0.3, ge=0.0, le=1.0,
-        description="embedded: re-score sentences of chunks scoring at least this (toxic).")
-    chunk_chars: int = Field(160, ge=50, le=4000, description="Max characters per model call.")
+        0.2, ge=0.0, le=1.0,
+        description="embedded: re-score the sentences (those stage 1 cannot settle) of chunks "
+        "scoring at least this (toxic); 1.0 = off.")
+    chunk_chars: int = Field(
+        400, ge=50, le=4000,
+        description="Max characters per chunk (sentence-aligned); one encoder input each.")
     max_batch: int = Field(16, ge=1, le=512)
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_queue: int = Field(256, ge=1)
@@ -113,8 +116,9 @@ class HarmScanner:
             backend.load()
         except BackendLoadError as exc:
             raise ScannerLoadError(self.name, c.backend, c.model, str(exc)) from exc
+        fn = getattr(backend, "predict_deep", None) if c.cascade else None
         pool: BatcherPool[str, dict[str, float]] = BatcherPool(
-            backend.predict, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
+            fn or backend.predict, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
             max_queue=c.max_queue, reject_when_full=c.reject_when_full)
         return backend, pool
 
@@ -145,6 +149,21 @@ class HarmScanner:
     def holdback_chars(self) -> int:
         return self.config.holdback
 
+    async def _score(self, texts: list[str]) -> list[dict[str, float]]:
+        """Cascade: the cheap first stage runs inline (no queue, no thread hop) and settles
+        clearly benign chunks; only the rest of this output go to the model, in one batch."""
+        pre = getattr(self.backend, "prefilter", None)
+        if pre is None or not self.config.cascade:
+            return list(await self._pool.get().submit_many(texts))  # type: ignore[union-attr]
+        scores = pre(texts)
+        todo = [i for i, d in enumerate(scores) if d is None]
+        if todo:
+            deep = await self._pool.get().submit_many(  # type: ignore[union-attr]
+                [texts[i] for i in todo])
+            for i, d in zip(todo, deep, strict=True):
+                scores[i] = d
+        return scores  # type: ignore[return-value]
+
     async def scan(self, ctx: ScanContext) -> ScanResult:
         start = time.perf_counter()
         assert self._pool is not None, "load() first"
@@ -152,7 +171,7 @@ class HarmScanner:
         texts = [ctx.text[s:e].strip() for s, e in spans]
         findings: list[Finding] = []
         if texts:
-            scores = await self._pool.get().submit_many(texts)
+            scores = await self._score(texts)
             best: dict[str, tuple[float, int]] = {}
             for i, d in enumerate(scores):
                 for cat, v in d.items():
