@@ -28,6 +28,7 @@ class CategoryRule(BaseModel):
 
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     action: Action | None = None
+    flag_threshold: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class ScannerConfig(BaseModel):
@@ -39,6 +40,11 @@ class ScannerConfig(BaseModel):
     name: str | None = Field(None, description="Instance name; defaults to the type.")
     action: Action = Field(Action.BLOCK, description="Action for findings at/above threshold.")
     threshold: float = Field(0.5, ge=0.0, le=1.0)
+    flag_threshold: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Findings scoring at/above this but below `threshold` are flagged for "
+        "review (a second, softer tier; e.g. block >= 0.95, flag >= 0.8).",
+    )
     categories: dict[str, CategoryRule] = Field(
         default_factory=dict, description="Per-category threshold/action overrides."
     )
@@ -57,6 +63,18 @@ class ScannerConfig(BaseModel):
         if rule is None:
             return self.threshold, self.action
         return rule.threshold, rule.action or self.action
+
+    def decide(self, category: str, score: float) -> tuple[float, Action] | None:
+        """The (threshold, action) a finding of this score earns, or None below every tier."""
+        threshold, action = self.rule_for(category)
+        if score >= threshold:
+            return threshold, action
+        rule = self.categories.get(category)
+        soft = rule.flag_threshold if rule is not None and rule.flag_threshold is not None \
+            else self.flag_threshold
+        if soft is not None and soft < threshold and score >= soft:
+            return soft, Action.FLAG
+        return None
 
 
 @runtime_checkable

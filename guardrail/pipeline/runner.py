@@ -142,9 +142,9 @@ class Pipeline:
                 continue
             results.append(outcome)
             for f in outcome.findings:
-                threshold, action = loaded.config.rule_for(f.category)
-                if f.score >= threshold:
-                    ruled.append(RuledFinding(f, action, threshold))
+                tier = loaded.config.decide(f.category, f.score)
+                if tier is not None:
+                    ruled.append(RuledFinding(f, tier[1], tier[0]))
         actions = [r.action for r in ruled] + [f.action for f in failures]
         return Decision(
             action=Action.strongest(actions),

@@ -71,3 +71,19 @@ def test_serve_refuses_public_bind_without_keys(monkeypatch, capsys):
     monkeypatch.delenv("GUARDRAIL_API_KEYS", raising=False)
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "refusing to bind" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("score", "expected"), [
+    pytest.param(0.97, ("block", 0.95), id="block-tier"),
+    pytest.param(0.9, ("flag", 0.8), id="flag-tier"),
+    pytest.param(0.5, None, id="below"),
+])
+def test_two_tier_thresholds(score, expected):
+    from guardrail.scanners.denylist import DenylistConfig
+
+    cfg = DenylistConfig(threshold=0.95, action="block", flag_threshold=0.8)
+    got = cfg.decide("x", score)
+    assert (None if got is None else (got[1].value, got[0])) == expected
+    per_cat = DenylistConfig(threshold=0.95, categories={"y": {"threshold": 0.9,
+                                                               "flag_threshold": 0.3}})
+    assert per_cat.decide("y", 0.4)[1].value == "flag"
