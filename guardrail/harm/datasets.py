@@ -50,7 +50,7 @@ def data_root() -> Path:
 
 def _csv(path: Path, **kw: str) -> Iterator[dict[str, str]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        yield from csv.DictReader(fh, **kw)  # type: ignore[arg-type]
+        yield from csv.DictReader(fh, delimiter=kw.get("delimiter", ","))
 
 
 def _r(source: str, text: str, harmful: int, cats: set[str] | None = None, **kw: object) -> Row:

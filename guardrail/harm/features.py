@@ -63,7 +63,8 @@ def linear_scores(texts: list[str], weights: np.ndarray, bias: float, bits: int)
     contrib = data * w[indices]
     rows = np.repeat(np.arange(len(texts)), np.diff(indptr))
     z = np.bincount(rows, weights=contrib, minlength=len(texts)) + bias
-    return 1.0 / (1.0 + np.exp(-z))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return out
 
 
 def to_scipy(texts: list[str], bits: int = 17):  # type: ignore[no-untyped-def]

@@ -162,7 +162,7 @@ class HarmScanner:
                 [texts[i] for i in todo])
             for i, d in zip(todo, deep, strict=True):
                 scores[i] = d
-        return scores  # type: ignore[return-value]
+        return [s if s is not None else {} for s in scores]
 
     async def scan(self, ctx: ScanContext) -> ScanResult:
         start = time.perf_counter()
