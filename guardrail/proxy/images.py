@@ -25,7 +25,6 @@ from guardrail.errors import (
     ApiError,
     BadRequestError,
     NotFoundError,
-    PayloadTooLargeError,
     ServiceUnavailableError,
     UpstreamTimeoutError,
     UpstreamUnreachableError,
@@ -41,10 +40,11 @@ from guardrail.labelling.c2pa_images import (
 from guardrail.labelling.disclosure import disclosure_field, disclosure_headers
 from guardrail.labelling.service import LabellingService, get_labelling
 from guardrail.pipeline.types import Stage
+from guardrail.proxy.schemas import read_body
+from guardrail.proxy.upstream import forward_headers
 
 router = APIRouter(prefix="/v1", tags=["images"])
 
-_FORWARD_HEADERS = ("openai-organization", "openai-project", "user-agent", "x-request-id")
 
 
 class UpstreamBadImageError(UpstreamUnreachableError):
@@ -61,21 +61,6 @@ class _Failure(Exception):
     def __init__(self, index: int, source: str, error: Exception, data: bytes | None) -> None:
         super().__init__(str(error))
         self.index, self.source, self.error, self.data = index, source, error, data
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"Request body exceeds {limit} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"Request body exceeds {limit} bytes.")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # lets request.form() parse what was already read
-    return body
 
 
 def _request_id(request: Request) -> str:
@@ -232,13 +217,10 @@ def _limit(state: AppState, client: Client) -> int:
     return max(state.settings.max_body_bytes, 2 * client.policy.labelling.images.max_image_bytes)
 
 
-def _fwd_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
-
 
 @router.post("/images/generations")
 async def image_generations(request: Request, state: State, client: ClientDep) -> Response:
-    raw = await _read_body(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -248,7 +230,7 @@ async def image_generations(request: Request, state: State, client: ClientDep) -
         raise BadRequestError("Missing required parameter: 'prompt'.", param="prompt",
                               code="missing_required_parameter")
     resp = await state.upstream.request(
-        "POST", "images/generations", content=raw, headers=_fwd_headers(request),
+        "POST", "images/generations", content=raw, headers=forward_headers(request.headers),
         base_url=client.policy.upstream)
     model = body.get("model") if isinstance(body.get("model"), str) else None
     return await _label(request, state, client, "/v1/images/generations", resp, model,
@@ -260,7 +242,7 @@ async def image_edits(request: Request, state: State, client: ClientDep) -> Resp
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise BadRequestError("images/edits expects multipart/form-data.", code="invalid_type")
-    raw = await _read_body(request, _limit(state, client))
+    raw = await read_body(request, _limit(state, client))
     form = await request.form()
     try:
         model, fmt = form.get("model"), form.get("response_format")
@@ -271,7 +253,7 @@ async def image_edits(request: Request, state: State, client: ClientDep) -> Resp
         await form.close()
     resp = await state.upstream.request(
         "POST", "images/edits", content=raw,
-        headers={**_fwd_headers(request), "content-type": ctype},
+        headers={**forward_headers(request.headers), "content-type": ctype},
         base_url=client.policy.upstream)
     return await _label(request, state, client, "/v1/images/edits", resp,
                         model if isinstance(model, str) else None, fmt == "url")

@@ -23,10 +23,10 @@ from guardrail.pipeline.types import Action, RequestMeta, Stage, detect_language
 from guardrail.proxy import schemas
 from guardrail.proxy.guard import Guarded, guard_text
 from guardrail.proxy.streaming import StreamGuard, relay
+from guardrail.proxy.upstream import forward_headers
 
 router = APIRouter(prefix="/v1", tags=["proxy"])
 
-_FORWARD_HEADERS = ("openai-organization", "openai-project", "user-agent", "x-request-id")
 
 
 def _meta(request: Request, client: Client, route: str, body: dict[str, Any]) -> RequestMeta:
@@ -41,9 +41,6 @@ def _meta(request: Request, client: Client, route: str, body: dict[str, Any]) ->
         upstream_model=body.get("model") if isinstance(body.get("model"), str) else None,
     )
 
-
-def _fwd_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
 
 
 def _guardrail_headers(
@@ -79,7 +76,8 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
         return await _stream(request, state, client, meta, raw, path, base_url, chat, t0)
 
     up0 = time.perf_counter()
-    resp = await state.upstream.request("POST", path, content=raw, headers=_fwd_headers(request),
+    resp = await state.upstream.request("POST", path, content=raw,
+                                        headers=forward_headers(request.headers),
                                         base_url=base_url)
     up_s = time.perf_counter() - up0
     state.metrics.upstream_latency.labels(route).observe(up_s)
@@ -155,7 +153,7 @@ async def _stream(request: Request, state: AppState, client: Client, meta: Reque
     up0 = time.perf_counter()
     try:
         upstream = await stack.enter_async_context(
-            state.upstream.stream(path, content=raw, headers=_fwd_headers(request),
+            state.upstream.stream(path, content=raw, headers=forward_headers(request.headers),
                                   base_url=base_url))
     except BaseException:
         await stack.aclose()
@@ -197,7 +195,7 @@ async def completions(request: Request, state: State, client: ClientDep) -> Resp
 
 @router.get("/models")
 async def models(request: Request, state: State, client: ClientDep) -> Response:
-    resp = await state.upstream.request("GET", "models", headers=_fwd_headers(request),
+    resp = await state.upstream.request("GET", "models", headers=forward_headers(request.headers),
                                         base_url=client.policy.upstream)
     return Response(content=resp.content, status_code=resp.status_code,
                     media_type=resp.headers.get("content-type", "application/json"))

@@ -16,7 +16,9 @@ from guardrail.errors import BadRequestError, PayloadTooLargeError
 from guardrail.pipeline.types import Stage
 
 
-async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``max_bytes`` (declared or
+    streamed). Cached on the request so ``request.form()`` can parse it afterwards."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes.")
@@ -28,6 +30,12 @@ async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[
             raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes.")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    request._body = raw
+    return raw
+
+
+async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+    raw = await read_body(request, max_bytes)
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

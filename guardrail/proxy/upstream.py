@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
 from guardrail.errors import UpstreamError, map_upstream_exception
+
+# Client request headers worth passing on to the upstream (everything else stays here).
+FORWARD_HEADERS = ("openai-organization", "openai-project", "user-agent", "x-request-id")
+
+
+def forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() in FORWARD_HEADERS}
+
 
 # Request headers a client sends that must not reach the upstream as-is.
 _DROP = {"host", "authorization", "api-key", "content-length", "connection", "accept-encoding",
