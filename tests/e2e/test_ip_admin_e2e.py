@@ -4,13 +4,13 @@ copied passage beside the registered work in the review page."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import httpx
 import openai
 import pytest
 
 from tests.corpus.conftest import en_text
+from tests.mocks.clients import launch_chromium
 
 POLICY = """
 name: default
@@ -51,15 +51,10 @@ def test_registered_copy_is_held_and_reviewable(srv):
     ev = srv.store.get(inc_id)["evidence"]["findings"][0]["evidence"]
     assert ev["rights_holder"] == "Example Music KK" and ev["title"] == "Song of the Sea"
 
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(srv.root_url + "/review/login")
         page.fill("#reviewer", "Suzuki")

@@ -8,6 +8,7 @@ import pytest
 from guardrail.corpus.registry import WorkInput
 from guardrail.corpus.service import get_registry
 from tests.corpus.conftest import en_text, ja_text
+from tests.mocks.clients import collect
 
 POLICY = """
 name: default
@@ -79,15 +80,7 @@ def test_unrelated_output_passes(srv):
 def test_stream_held_before_copied_passage_is_released(srv):
     intro = en_text(500, 80)
     copy = " ".join(EN.split()[800:880])
-    stream = ask(srv, intro + " " + copy, stream=True)
-    released, finish, guard = "", None, {}
-    for chunk in stream:
-        extra = chunk.model_extra or {}
-        if "guardrail" in extra:
-            guard = extra["guardrail"]
-        for ch in chunk.choices:
-            released += ch.delta.content or ""
-            finish = ch.finish_reason or finish
+    released, finish, guard = collect(ask(srv, intro + " " + copy, stream=True))
     assert finish == "content_filter" and guard["decision"] == "hold"
     assert " ".join(copy.split()[:5]) not in released  # none of the copy went out
     assert len(released) > 0 and intro.startswith(released.strip()[:20])

@@ -8,6 +8,8 @@ import httpx
 import openai
 import pytest
 
+from tests.mocks.clients import collect
+
 POLICY = """
 name: default
 stream:
@@ -37,18 +39,6 @@ def server(make_server):
 
 def sync_client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key=server.client_key, max_retries=0)
-
-
-def collect(stream) -> tuple[str, str | None, dict]:
-    text, finish, guard = "", None, {}
-    for chunk in stream:
-        extra = chunk.model_extra or {}
-        if "guardrail" in extra:
-            guard = extra["guardrail"]
-        for ch in chunk.choices:
-            text += ch.delta.content or ""
-            finish = ch.finish_reason or finish
-    return text, finish, guard
 
 
 def test_benign_passes_byte_for_byte(server, fake_upstream):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import httpx
 import openai
 import pytest
+
+from tests.mocks.clients import launch_chromium
 
 POLICY = """
 name: default
@@ -61,15 +61,11 @@ def test_review_page_requires_login(held):
 
 @pytest.mark.browser
 def test_reviewer_triages_in_chromium(held):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
     srv, inc_id = held
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(srv.root_url + "/review")
         page.fill("#reviewer", "Sato")
