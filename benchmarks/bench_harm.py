@@ -5,9 +5,9 @@
 Two workloads, each request a distinct ~2 KB output: ``benign`` = XSTest's real LLM
 completions to safe prompts joined together; ``harmful`` = JailbreakBench jailbroken responses.
 ``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
-1. ``settled_share`` = share of chunks the n-gram first stage settled (no encoder call).
-``cascade_off`` shows the cost when every chunk goes through the encoder, and
-``previous_default_160_no_cascade`` approximates the previous default (160-character chunks).
+1. ``settled_share`` = share of chunks the static first stage settled (no encoder call).
+``cascade_off`` shows the cost when every chunk goes through the encoder; ``static_only`` is
+the policy's ``encoder: false`` (the static stage alone, inline).
 A fresh backend per configuration, so no embedding-cache hits. Note the shipped first stage
 saw XSTest completions in training, so the benign settle rate here is in-source; the
 out-of-source rate is in harm_eval_embedded.json. Writes benchmarks/results/harm_bench.json.
@@ -79,18 +79,18 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
             "throughput_rps": round(len(lat) / wall, 1)}
 
 
-CONFIGS = [  # name, batcher settings, cascade, chunk_chars, workloads
+CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
     ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, True, 400, ("benign", "harmful")),
     ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, True, 400, ("benign", "harmful")),
     ("batched_cascade_off", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign",)),
-    # the previous default (160-character chunks, every chunk through the encoder)
-    ("previous_default_160_no_cascade", {"max_batch": 16, "max_wait_ms": 2.0}, False, 160,
-     ("benign",)),
+    # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)
+    ("static_only", {"encoder": False}, True, 400, ("benign", "harmful")),
 ]
 
 
 async def main_async(args: argparse.Namespace) -> dict:
-    pools = {"benign": outputs(args.requests * 12, 0.0), "harmful": outputs(args.requests * 6, 1.0)}
+    pools = {"benign": outputs(args.requests * 40, 0.0),
+             "harmful": outputs(args.requests * 30, 1.0)}
     results: dict = {}
     used = {"benign": 0, "harmful": 0}
     configs = CONFIGS if args.backend == "embedded" else CONFIGS[:2]
@@ -104,7 +104,9 @@ async def main_async(args: argparse.Namespace) -> dict:
                                   meta=RequestMeta("w", "/", "b", "v", "s")))
         for load in loads:
             for conc in (1, 8, 32):
-                n = args.requests if load == "benign" and cascade else max(16, args.requests // 4)
+                cheap = name == "static_only" or (load == "benign" and cascade)
+                n = args.requests * (8 if name == "static_only" else 1) if cheap \
+                    else max(16, args.requests // 4)
                 k = used[load]
                 used[load] += n
                 stats = getattr(sc.backend, "stats", None)

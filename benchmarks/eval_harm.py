@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harm_embed_cache import CachedEncoder, EmbedCache  # noqa: E402
-from train_harm import extra_negatives, first_chunk, fit, prepare  # noqa: E402
+from train_harm import Vocab, first_chunk, fit, prepare  # noqa: E402
 
 from guardrail.harm.chunking import chunks  # noqa: E402
 from guardrail.harm.datasets import Row, load_all  # noqa: E402
@@ -54,23 +54,73 @@ def metrics(y: np.ndarray, s: np.ndarray, th: float) -> dict[str, float | int | 
 
 
 def any_score(d: dict[str, float], th: dict[str, float]) -> float:
-    """Max over categories after rescaling each by its threshold onto the toxic threshold."""
-    t0 = th[GENERAL]
+    """Max over categories after rescaling each by its threshold onto the ``any`` threshold."""
+    t0 = th["any"]
     return max(v * t0 / th.get(k, t0) for k, v in d.items())
 
 
+def policy_harm_config(path: Path) -> HarmConfig:
+    """The first ``harm`` scanner of a policy file (default: the shipped policy)."""
+    from guardrail.policy import load_policy_file
+
+    pol = load_policy_file(path)
+    for sc in pol.scanners:
+        if isinstance(sc, HarmConfig):
+            return sc
+    raise SystemExit(f"{path}: no harm scanner")
+
+
+def outcome(d: dict[str, float], cfg: HarmConfig) -> str:
+    """What the policy does with an output scoring ``d``: block / flag (or other) / allow."""
+    acts = [cfg.decide(k, v) for k, v in d.items()]
+    acts2 = [a[1].value for a in acts if a is not None]
+    if "block" in acts2:
+        return "block"
+    return acts2[0] if acts2 else "allow"
+
+
+def policy_report(rows: list[Row], scores: list[dict], cfg: HarmConfig) -> dict:
+    """Per language: F1 of the policy's *block* decision against harmful / toxic labels, and
+    how often it blocks or intervenes at all."""
+    from sklearn.metrics import f1_score
+
+    out: dict = {}
+    for lang in ("en", "ja"):
+        idx = [i for i, r in enumerate(rows) if r.lang == lang]
+        oc = [outcome(scores[i], cfg) for i in idx]
+        blk = np.array([o == "block" for o in oc])
+        y = np.array([rows[i].harmful for i in idx])
+        tl = [rows[i].toxic() for i in idx]
+        m = np.array([v is not None for v in tl])
+        yt = np.array([v for v in tl if v is not None])
+        out[lang] = {
+            "any_harm_block_f1": round(float(f1_score(y, blk, zero_division=0)), 4),
+            "any_harm_block_recall": round(float(blk[y == 1].mean()), 4) if y.sum() else None,
+            "toxic_language_block_f1": round(float(f1_score(yt, blk[m], zero_division=0)), 4)
+            if yt.sum() else None,
+            "toxic_language_block_recall": round(float(blk[m][yt == 1].mean()), 4)
+            if yt.sum() else None,
+            "benign_blocked": round(float(blk[y == 0].mean()), 4),
+            "benign_intervened": round(float(np.mean(
+                [o != "allow" for o, yy in zip(oc, y, strict=True) if yy == 0])), 4),
+        }
+    return out
+
+
 STAGE1: dict[str, int] = {"chunks": 0, "settled": 0}
+POLICY: list[HarmConfig] = []  # the policy's harm scanner config (set in main)
 
 
 FIT_KW: dict = {}  # extra fit() options from the command line
 ZOOM_FROM = HarmConfig(type="harm").zoom_from
+STATIC_ONLY = False  # --static-only: score with the static stage alone (`encoder: false`)
 
 
 def score_embedded(heads: Heads, texts: list[str], cache: EmbedCache,
                    cascade: bool) -> list[dict]:
     """Scores through the runtime backend class (same cascade and zoom as the scanner)."""
     backend = EmbeddedBackend(heads=heads, encoder=CachedEncoder(cache), cascade=cascade,
-                              zoom_from=ZOOM_FROM)
+                              zoom_from=ZOOM_FROM, use_encoder=not STATIC_ONLY)
     out: list[dict] = []
     for i in range(0, len(texts), 64):
         out += backend.predict(texts[i : i + 64])
@@ -80,17 +130,20 @@ def score_embedded(heads: Heads, texts: list[str], cache: EmbedCache,
 
 
 def settled_by_stage1(heads: Heads, texts: list[str]) -> np.ndarray:
-    from guardrail.pipeline.types import detect_language
-
     s1 = heads.stage1(texts)
-    return np.array([s < heads.gate.get(detect_language(t), 0.0)
-                     for t, s in zip(texts, s1, strict=True)])
+    return np.array([heads.settles(t, p) for t, p in zip(texts, s1, strict=True)])
 
 
 def report(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
     y = np.array([r.harmful for r in rows])
     s = np.array([any_score(d, th) for d in scores])
-    res = {"any": metrics(y, s, th[GENERAL])}
+    res = {"any": metrics(y, s, th["any"])}
+    lab = [r.toxic() for r in rows]
+    m = np.array([v is not None for v in lab])
+    if m.sum() and sum(v or 0 for v in lab):
+        res["toxic_language"] = metrics(np.array([v for v in lab if v is not None]),
+                                        np.array([d.get(GENERAL, 0.0) for d in scores])[m],
+                                        th[GENERAL])
     for c in CATEGORIES:
         lab = [r.label(c) for r in rows]
         m = np.array([v is not None for v in lab])
@@ -102,9 +155,9 @@ def report(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
 
 
 def xstest_flagged(heads_or_fn, rows: list[Row], th: dict[str, float], cache: EmbedCache,
-                   cascade: bool = True) -> dict:
+                   cascade: bool = True, cfg: HarmConfig | None = None) -> dict:
     comp = [r for r in rows if r.source == "xstest" and r.group == "safe_completion"]
-    best = []
+    best, outcomes, tox = [], [], []
     before = dict(STAGE1)
     for r in comp:
         cs = chunks(r.text, SCANNER_CHUNK) or [r.text]
@@ -113,12 +166,22 @@ def xstest_flagged(heads_or_fn, rows: list[Row], th: dict[str, float], cache: Em
         else:
             sc = heads_or_fn(cs)
         best.append(max(max(d.values()) for d in sc))
+        merged = {k: max(d.get(k, 0.0) for d in sc) for k in sc[0]}
+        tox.append(merged.get(GENERAL, 0.0))
+        if cfg is not None:
+            outcomes.append(outcome(merged, cfg))
     b = np.array(best)
     flagged = int((b >= th[GENERAL]).sum())
     out: dict = {"n": len(comp), "flagged": flagged,
                  "share": round(flagged / max(len(comp), 1), 4),
                  "share_by_threshold": {str(t): round(float((b >= t).mean()), 4)
-                                        for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)}}
+                                        for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)},
+                 "share_by_threshold_toxic_only": {
+                     str(t): round(float((np.array(tox) >= t).mean()), 4)
+                     for t in (0.5, 0.6, 0.7, 0.8, 0.9)}}
+    if outcomes:
+        out["policy_blocked"] = round(outcomes.count("block") / len(outcomes), 4)
+        out["policy_intervened"] = round(sum(o != "allow" for o in outcomes) / len(outcomes), 4)
     n = STAGE1["chunks"] - before["chunks"]
     if n:
         out["stage1_settled_chunks"] = round((STAGE1["settled"] - before["settled"]) / n, 4)
@@ -139,8 +202,8 @@ def pooled(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
 
 def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
     cache = EmbedCache()
-    X, S = prepare(rows, cache)
-    extra = extra_negatives()
+    vocab = Vocab.load()
+    X, F = prepare(rows, vocab, cache)
     texts = [first_chunk(r.text) for r in rows]
     groups = sorted({group_of(r) for r in rows})
     loso: list[dict | None] = [None] * len(rows)
@@ -150,7 +213,7 @@ def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
         test = np.array([group_of(r) == g for r in rows])
         tr = [r for r, t in zip(rows, test, strict=True) if not t]
         t0 = time.time()
-        heads = fit(tr, X[~test], S[~test], extra_neg=extra, **FIT_KW)
+        heads = fit(tr, X[~test], F[~test], vocab, **FIT_KW)
         te_idx = np.flatnonzero(test)
         sc = score_embedded(heads, [texts[i] for i in te_idx], cache, cascade)
         for i, d in zip(te_idx, sc, strict=True):
@@ -158,7 +221,7 @@ def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
         settled[te_idx] = settled_by_stage1(heads, [texts[i] for i in te_idx])
         per_source[g] = report([rows[i] for i in te_idx], sc, th)
         if g == "xstest":
-            xs = xstest_flagged(heads, rows, th, cache, cascade)
+            xs = xstest_flagged(heads, rows, th, cache, cascade, POLICY[0])
         print(f"LOSO {g}: any={per_source[g]['any']} ({time.time() - t0:.0f}s)", flush=True)
     # in-source: 5-fold over all rows (what a random split would report)
     from sklearn.model_selection import StratifiedKFold
@@ -166,7 +229,7 @@ def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
     ins: list[dict | None] = [None] * len(rows)
     strat = [f"{r.source}{r.harmful}" for r in rows]
     for tr_i, te_i in StratifiedKFold(3, shuffle=True, random_state=0).split(texts, strat):
-        heads = fit([rows[i] for i in tr_i], X[tr_i], S[tr_i], extra_neg=extra, **FIT_KW)
+        heads = fit([rows[i] for i in tr_i], X[tr_i], F[tr_i], vocab, **FIT_KW)
         for i, d in zip(te_i, score_embedded(heads, [texts[i] for i in te_i], cache,
                                              cascade), strict=True):
             ins[i] = d
@@ -186,6 +249,7 @@ def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
     print("cascade LOSO", cascade_stats, flush=True)
     return {
         "leave_one_source_out": {"pooled": pooled(rows, loso, th), "per_source": per_source,
+                                 "policy_decisions": policy_report(rows, loso, POLICY[0]),
                                  "xstest_safe_completions_flagged": xs,
                                  "cascade_stage1_first_chunks": cascade_stats},
         "in_source_3fold": {"pooled": pooled(rows, ins, th)},
@@ -202,8 +266,9 @@ def eval_external(rows: list[Row], th: dict[str, float], backend) -> dict:
     for g in sorted({group_of(r) for r in rows}):
         idx = [i for i, r in enumerate(rows) if group_of(r) == g]
         per_source[g] = report([rows[i] for i in idx], [scores[i] for i in idx], th)
-    xs = xstest_flagged(backend.predict, rows, th, EmbedCache())
+    xs = xstest_flagged(backend.predict, rows, th, EmbedCache(), cfg=POLICY[0])
     return {"out_of_source": {"pooled": pooled(rows, scores, th), "per_source": per_source,
+                              "policy_decisions": policy_report(rows, scores, POLICY[0]),
                               "xstest_safe_completions_flagged": xs}}
 
 
@@ -212,34 +277,48 @@ def main() -> None:
     ap.add_argument("--backend", default="embedded",
                     choices=["embedded", "detoxify", "transformers"])
     ap.add_argument("--model", default=None)
-    ap.add_argument("--threshold", type=float, default=0.5, help="policy threshold (toxic)")
-    ap.add_argument("--no-cascade", action="store_true")
+    ap.add_argument("--policy", default=str(Path(__file__).resolve().parents[1]
+                                            / "policies" / "default.yaml"),
+                    help="thresholds and actions come from this policy's harm scanner")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="one threshold for every category instead of the policy's")
+    ap.add_argument("--cascade", action=argparse.BooleanOptionalAction,
+                    default=HarmConfig(type="harm").cascade,
+                    help="embedded: let the static stage settle chunks (default: as HarmConfig)")
+    ap.add_argument("--static-only", action="store_true",
+                    help="embedded: the static stage alone (policy `encoder: false`)")
     ap.add_argument("--limit", type=int, default=0, help="subsample rows (quick runs)")
     ap.add_argument("--keep", type=float, default=None, help="fit(): stage-1 harmful recall")
-    ap.add_argument("--no-prompts-in-any", action="store_true",
-                    help="fit(): leave prompt rows out of the 'any' head")
     ap.add_argument("--zoom-from", type=float, default=None)
-    ap.add_argument("--s1-weight", type=float, default=None,
-                    help="fit(): weight of the n-gram stage in the 'toxic' score")
+    ap.add_argument("--static-weight", type=float, default=None,
+                    help="fit(): weight of the static stage in the 'toxic' score")
+    ap.add_argument("--C", type=float, default=None, help="fit(): inverse regularisation")
     ap.add_argument("--tag", default="", help="suffix for the results file name")
     args = ap.parse_args()
-    global ZOOM_FROM
+    global ZOOM_FROM, STATIC_ONLY
+    STATIC_ONLY = args.static_only
     if args.zoom_from is not None:
         ZOOM_FROM = args.zoom_from
     if args.keep is not None:
         FIT_KW["keep"] = args.keep
-    if args.s1_weight is not None:
-        FIT_KW["s1_weight"] = args.s1_weight
-    if args.no_prompts_in_any:
-        FIT_KW["prompts_in_any"] = False
+    if args.static_weight is not None:
+        FIT_KW["static_weight"] = args.static_weight
+    if args.C is not None:
+        FIT_KW["C"] = args.C
+    cfg = policy_harm_config(Path(args.policy))
+    POLICY.append(cfg)
     rows = load_all()
     if args.limit:
         rng = np.random.default_rng(0)
         rows = [rows[i] for i in sorted(rng.choice(len(rows), args.limit, replace=False))]
-    th = {c: args.threshold for c in ALL_CATEGORIES}
+    if args.threshold is not None:
+        cfg = cfg.model_copy(update={"threshold": args.threshold, "categories": {},
+                                     "flag_threshold": None})
+        POLICY[0] = cfg
+    th = {c: cfg.rule_for(c)[0] for c in ALL_CATEGORIES} | {"any": cfg.threshold}
     t0 = time.time()
     if args.backend == "embedded":
-        res = eval_embedded(rows, th, cascade=not args.no_cascade)
+        res = eval_embedded(rows, th, cascade=args.cascade)
         loso = res.pop("_loso_scores")
         res["threshold_sweep_loso"] = sweep(rows, loso)
     else:
@@ -248,9 +327,11 @@ def main() -> None:
         backend = build_backend(args.backend, args.model)
         backend.load()
         res = eval_external(rows, th, backend)
-    res.update({"backend": args.backend, "model": args.model, "threshold": args.threshold,
+    res.update({"backend": args.backend, "model": args.model, "policy": args.policy,
+                "thresholds": th, "flag_threshold": cfg.flag_threshold,
                 "fit_options": FIT_KW, "zoom_from": ZOOM_FROM,
-                "cascade": not args.no_cascade, "rows": len(rows),
+                "cascade": args.cascade, "static_only": args.static_only,
+                "rows": len(rows),
                 "seconds": round(time.time() - t0, 1)})
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"harm_eval_{args.backend}{args.tag}.json"
@@ -264,12 +345,18 @@ def sweep(rows: list[Row], scores: list[dict]) -> list[dict]:
     """Pooled LOSO English F1 / Japanese F1 / XSTest-row flag rate at several thresholds."""
     out = []
     for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
-        th = {c: t for c in ALL_CATEGORIES}
+        th = {c: t for c in ALL_CATEGORIES} | {"any": t}
         p = pooled(rows, scores, th)
-        xs = [any_score(scores[i], th) >= t for i, r in enumerate(rows)
-              if r.source == "xstest" and r.group == "safe_completion"]
-        out.append({"threshold": t, "en_f1": p["en"]["any"]["f1"], "ja_f1": p["ja"]["any"]["f1"],
-                    "xstest_first_chunk_flagged": round(float(np.mean(xs)), 4) if xs else None})
+        xs = [r.source == "xstest" and r.group == "safe_completion" for r in rows]
+        xs_any = [any_score(d, th) >= t for d, x in zip(scores, xs, strict=True) if x]
+        xs_tox = [d.get(GENERAL, 0.0) >= t for d, x in zip(scores, xs, strict=True) if x]
+        out.append({"threshold": t, "en_any_f1": p["en"]["any"]["f1"],
+                    "ja_any_f1": p["ja"]["any"]["f1"],
+                    "en_toxic_f1": p["en"].get("toxic_language", {}).get("f1"),
+                    "ja_toxic_f1": p["ja"].get("toxic_language", {}).get("f1"),
+                    "xstest_first_chunk_any": round(float(np.mean(xs_any)), 4) if xs_any else None,
+                    "xstest_first_chunk_toxic": round(float(np.mean(xs_tox)), 4)
+                    if xs_tox else None})
     return out
 
 

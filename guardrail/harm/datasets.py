@@ -20,6 +20,9 @@ from pathlib import Path
 
 from guardrail.harm.taxonomy import CATEGORIES
 
+# sources whose positives are abusive language (not requests or instructions)
+TOXIC_LANGUAGE_SOURCES = frozenset({"davidson", "ethos", "convabuse", "diasafety", "ja_toxic"})
+
 
 @dataclass(frozen=True)
 class Row:
@@ -31,6 +34,18 @@ class Row:
     exclusive: bool = False
     kind: str = "text"  # text | prompt | llm_output
     group: str = ""  # finer grouping inside a source (e.g. xstest safe/unsafe prompt)
+
+    def toxic(self) -> int | None:
+        """Toxic *language* (the ``toxic`` head): abuse, insults, hate speech, obscenity in
+        the text itself. Requests for harmful help (prompts) and harmful instructions other
+        than harassment are unknown here: they train the category heads instead."""
+        if not self.harmful:
+            return 0
+        if self.source in TOXIC_LANGUAGE_SOURCES:
+            return 1
+        if self.source in ("xsafety", "jbb", "harmbench") and "harassment" in self.cats:
+            return None if self.kind == "prompt" and self.source != "xsafety" else 1
+        return None
 
     def label(self, category: str) -> int | None:
         """1/0 for ``category``, or None when the source does not say."""
@@ -207,14 +222,23 @@ XSAFETY = {"Insult": "harassment", "Crimes_And_Illegal_Activities": "illicit",
            "Unfairness_And_Discrimination": "hate"}
 
 
+# Benign conversational rows (questions on ethics, statements of low mood): not toxic language,
+# the conversational Japanese the captions and Wikipedia negatives lack.
+XSAFETY_BENIGN = ("Ethics_And_Morality", "Mental_Health")
+
+
 def xsafety(root: Path, rng: random.Random, n: int = 200) -> list[Row]:
     out = []
     for lang in ("ja", "en"):
-        for name, cat in XSAFETY.items():
+        for name in (*XSAFETY, *XSAFETY_BENIGN):
             files = glob.glob(str(root / "xsafety" / lang / f"{name}*.csv"))
             lines = [ln.strip() for ln in open(files[0], encoding="utf-8-sig") if ln.strip()]
             for t in lines[:n]:  # same first n in both languages: parallel rows
-                out.append(_r("xsafety", t.strip('"'), 1, {cat}, lang=lang, kind="prompt"))
+                if name in XSAFETY:
+                    out.append(_r("xsafety", t.strip('"'), 1, {XSAFETY[name]}, lang=lang,
+                                  kind="prompt", group=name))
+                else:
+                    out.append(_r("xsafety", t.strip('"'), 0, lang=lang, group=name))
     return out
 
 
@@ -245,21 +269,6 @@ def ja_benign(root: Path, rng: random.Random, n: int = 400) -> list[Row]:
                                                 encoding="utf-8"))]
     out = [_r("ja_captions", t, 0, lang="ja") for t in rng.sample(sorted(set(caps)), n)]
     out += [_r("ja_wiki", t, 0, lang="ja") for t in rng.sample(wiki, n)]
-    return out
-
-
-def benign_prose(root: Path, rng: random.Random, n_novel: int = 800) -> list[str]:
-    """Benign English prose used only to train the n-gram first stage (never embedded):
-    Clough & Stevenson's short Wikipedia-style answers and sources, and 400-character
-    excerpts of Pride and Prejudice (public domain)."""
-    from guardrail.harm.chunking import chunks
-
-    out: list[str] = []
-    for f in sorted((root / "plagiarism_clough_stevenson").glob("*.txt")):
-        out += chunks(f.read_text(encoding="utf-8", errors="ignore"), 400)
-    pp = root / "pd_texts" / "en_gutenberg_1342_pride_and_prejudice.txt"
-    novel = chunks(pp.read_text(encoding="utf-8"), 400)
-    out += rng.sample(novel, min(n_novel, len(novel)))
     return out
 
 

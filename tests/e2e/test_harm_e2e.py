@@ -1,26 +1,17 @@
 """The harm scanner's embedded default in the real proxy, driven by the openai SDK.
 
-The fake upstream echoes the last user message, so the user message is the "LLM output".
+The server runs the shipped ``policies/default.yaml`` unchanged. The fake upstream echoes the
+last user message, so the user message is the "LLM output".
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import openai
 import pytest
 
-POLICY = """
-name: default
-stream:
-  holdback_chars: 32
-  scan_every_chars: 16
-scanners:
-  - type: harm
-    backend: embedded
-    threshold: 0.5
-    action: block
-    categories:
-      profanity: {threshold: 0.7, action: flag}
-"""
+POLICY = (Path(__file__).resolve().parents[2] / "policies" / "default.yaml").read_text()
 
 TOXIC = [
     pytest.param("You are a worthless, stupid idiot and everyone hates you.", id="en"),
@@ -56,7 +47,7 @@ def test_toxic_output_blocked_with_incident(server, text):
     assert inc["scanner"] == "harm" and inc["backend"] == "embedded"
     assert inc["model_version"].startswith("heads-sha256:")
     assert inc["category"] in {"toxic", "harassment", "hate", "violence"}
-    assert inc["score"] >= 0.5
+    assert inc["score"] >= inc["threshold"] > 0
 
 
 @pytest.mark.parametrize("text", BENIGN)
@@ -68,7 +59,7 @@ def test_benign_output_passes(server, text):
 
 
 def test_toxic_sentence_straddling_stream_chunks_blocked(server):
-    bad = "I will find where you live and beat you until you can't walk."
+    bad = "You are a worthless, stupid idiot and everyone hates you."
     text = "Sure, here is the summary of the meeting you asked for. " * 3 + bad + " Bye."
     stream = client(server).chat.completions.create(
         model="echo", stream=True, messages=[{"role": "user", "content": text}])

