@@ -80,9 +80,11 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 
 
 CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
-    ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, True, 400, ("benign", "harmful")),
-    ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, True, 400, ("benign", "harmful")),
-    ("batched_cascade_off", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign",)),
+    # the shipped default: every chunk through the encoder, micro-batched
+    ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign", "harmful")),
+    ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, False, 400, ("benign", "harmful")),
+    # `cascade: true`: the static stage settles chunks below its gates
+    ("batched_cascade_on", {"max_batch": 16, "max_wait_ms": 2.0}, True, 400, ("benign",)),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)
     ("static_only", {"encoder": False}, True, 400, ("benign", "harmful")),
 ]
@@ -95,7 +97,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     used = {"benign": 0, "harmful": 0}
     configs = CONFIGS if args.backend == "embedded" else CONFIGS[:2]
     for name, kw, cascade, chunk, loads in configs:
-        extra = {"cascade": cascade} if args.backend == "embedded" else {}
+        extra: dict = {"cascade": cascade} if args.backend == "embedded" else {}
         cfg = HarmConfig(type="harm", backend=args.backend, model=args.model, chunk_chars=chunk,
                          **kw, **extra)
         sc = HarmScanner(cfg, None)
@@ -104,9 +106,8 @@ async def main_async(args: argparse.Namespace) -> dict:
                                   meta=RequestMeta("w", "/", "b", "v", "s")))
         for load in loads:
             for conc in (1, 8, 32):
-                cheap = name == "static_only" or (load == "benign" and cascade)
-                n = args.requests * (8 if name == "static_only" else 1) if cheap \
-                    else max(16, args.requests // 4)
+                n = args.requests * 8 if name == "static_only" else (
+                    args.requests if load == "benign" else max(16, args.requests // 4))
                 k = used[load]
                 used[load] += n
                 stats = getattr(sc.backend, "stats", None)

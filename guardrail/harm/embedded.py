@@ -153,8 +153,8 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, model_dir: Path | None = None, *, cascade: bool = True,
-                 zoom_from: float = 0.2, cache_size: int = 4096, encoder: Any = None,
+    def __init__(self, model_dir: Path | None = None, *, cascade: bool = False,
+                 zoom_from: float = 1.0, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.use_encoder = use_encoder
@@ -174,6 +174,14 @@ class EmbeddedBackend:
         path = self.model_dir / HEADS_FILE
         if not path.is_file():
             return f"heads file {path} not found (run benchmarks/train_harm.py)"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                absent = {"W", "b", "static_words", "static_scores", "config"} - set(z.files)
+        except (OSError, ValueError) as exc:
+            return f"heads file {path} unreadable: {exc}"
+        if absent:
+            return (f"heads file {path} lacks {sorted(absent)} (an older format: retrain with "
+                    "benchmarks/train_harm.py)")
         return None
 
     def load(self) -> None:

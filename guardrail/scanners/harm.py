@@ -67,9 +67,10 @@ class HarmConfig(ScannerConfig):
         True, description="embedded: false = static stage only (no encoder: ~1 ms per 2 KB, "
         "inline, weaker; see models/harm/MODEL_CARD.md).")
     zoom_from: float = Field(
-        0.2, ge=0.0, le=1.0,
-        description="embedded: re-score the sentences (those stage 1 cannot settle) of chunks "
-        "scoring at least this (toxic); 1.0 = off.")
+        1.0, ge=0.0, le=1.0,
+        description="embedded: re-score the sentences of chunks whose toxic score is at least "
+        "this (catches one abusive sentence diluted in a long chunk, at the cost of more false "
+        "positives: XSTest blocked 4.4% off, 9.2% at 0.35); 1.0 = off.")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")

@@ -70,8 +70,11 @@ async def test_harmful_sentence_in_long_output_is_located(scanner: HarmScanner) 
 
 
 async def test_sentence_straddling_stream_chunks_is_caught(scanner: HarmScanner) -> None:
-    """Simulate sliding windows: each scan sees the new chunk plus holdback_chars before it."""
-    bad = "I will find where you live and beat you until you can't walk."
+    """Simulate sliding windows: each scan sees the new chunk plus holdback_chars before it.
+    (Mechanics, not model strength: the sentence is one the model flags on its own.)"""
+    bad = "You are a worthless, stupid idiot and everyone hates you."
+    alone = await scanner.scan(ScanContext(text=bad, meta=meta()))
+    assert flagged(alone)
     text = "Sure, here is the summary you asked for about the meeting. " * 4 + bad + " Thanks!"
     step, hold = 24, scanner.holdback_chars
     assert hold >= len(bad)
@@ -122,6 +125,15 @@ def test_missing_heads_fail_startup_with_clear_message(tmp_path: Path) -> None:
     with pytest.raises(ScannerLoadError) as err:
         HarmScanner(HarmConfig(type="harm", model=str(tmp_path)), None).load()
     assert err.value.backend == "embedded" and HEADS_FILE in err.value.missing
+
+
+def test_outdated_heads_format_fails_startup_naming_what_is_missing(tmp_path: Path) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / HEADS_FILE, W=np.zeros((384, 2)), b=np.zeros(2))
+    with pytest.raises(ScannerLoadError) as err:
+        HarmScanner(HarmConfig(type="harm", model=str(tmp_path)), None).load()
+    assert "static_words" in err.value.missing and "retrain" in err.value.missing
 
 
 def test_info_and_heads_roundtrip(scanner: HarmScanner, tmp_path: Path) -> None:
