@@ -272,6 +272,39 @@ def eval_external(rows: list[Row], th: dict[str, float], backend) -> dict:
                               "xstest_safe_completions_flagged": xs}}
 
 
+def eval_ailuminate_fr(rows: list[Row], cfg: HarmConfig) -> dict:
+    """Categories on prompts in a language and from authors the heads never saw: heads trained
+    on every English and Japanese row, scored on AILuminate's separately written French prompt
+    set. Per category, AUROC of that category's prompts against the other hazards' prompts, and
+    how many the policy would block. The only test of ``self_harm`` outside its one source."""
+    from sklearn.metrics import roc_auc_score
+
+    from guardrail.harm.datasets import ailuminate_fr, data_root
+
+    cache = EmbedCache()
+    vocab = Vocab.load()
+    X, F = prepare(rows, vocab, cache)
+    heads = fit(rows, X, F, vocab, **FIT_KW)
+    fr = ailuminate_fr(data_root())
+    scores = score_embedded(heads, [first_chunk(r.text) for r in fr], cache, cascade=False)
+    if cache.dirty:
+        cache.save()
+    out: dict = {"n": len(fr), "per_category": {}}
+    for c in CATEGORIES:
+        y = np.array([int(c in r.cats) for r in fr])
+        if not y.sum():
+            continue
+        sc = np.array([d.get(c, 0.0) for d in scores])
+        out["per_category"][c] = {
+            "prompts": int(y.sum()),
+            "auroc_vs_other_hazards": round(float(roc_auc_score(y, sc)), 4),
+            "blocked_by_policy": round(float(np.mean(
+                [outcome(scores[i], cfg) == "block" for i in np.flatnonzero(y)])), 4)}
+    out["blocked_any_hazard"] = round(float(np.mean([outcome(d, cfg) == "block"
+                                                      for d in scores])), 4)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="embedded",
@@ -294,6 +327,9 @@ def main() -> None:
                     help="fit(): weight of the static stage in the 'toxic' score")
     ap.add_argument("--C", type=float, default=None, help="fit(): inverse regularisation")
     ap.add_argument("--tag", default="", help="suffix for the results file name")
+    ap.add_argument("--ailuminate-fr", action="store_true",
+                    help="embedded: only the French AILuminate category test "
+                    "(-> harm_eval_embedded_ailuminate_fr.json)")
     args = ap.parse_args()
     global ZOOM_FROM, STATIC_ONLY
     STATIC_ONLY = args.static_only
@@ -317,7 +353,10 @@ def main() -> None:
         POLICY[0] = cfg
     th = {c: cfg.rule_for(c)[0] for c in ALL_CATEGORIES} | {"any": cfg.threshold}
     t0 = time.time()
-    if args.backend == "embedded":
+    if args.ailuminate_fr:
+        res = {"ailuminate_fr": eval_ailuminate_fr(rows, cfg)}
+        args.tag = args.tag or "_ailuminate_fr"
+    elif args.backend == "embedded":
         res = eval_embedded(rows, th, cascade=args.cascade)
         loso = res.pop("_loso_scores")
         res["threshold_sweep_loso"] = sweep(rows, loso)

@@ -152,6 +152,16 @@ def ailuminate(root: Path, rng: random.Random) -> list[Row]:
                kind="prompt") for d in _csv(f) if d["hazard"] in AILUMINATE]
 
 
+def ailuminate_fr(root: Path) -> list[Row]:
+    """AILuminate's French prompt set (written separately from the English one, not a
+    translation): every hazard, mapped where our taxonomy has the category. Evaluation only
+    (``eval_harm.py --ailuminate-fr``): never in ``load_all``."""
+    f = root / "ailuminate" / "airr_official_1.0_demo_fr_fr_prompt_set_release.csv"
+    return [_r("ailuminate_fr", d["prompt_text"], 1,
+               {AILUMINATE[d["hazard"]]} if d["hazard"] in AILUMINATE else set(),
+               exclusive=True, kind="prompt", lang="fr", group=d["hazard"]) for d in _csv(f)]
+
+
 STRONGREJECT = {"Violence": "violence", "Sexual content": "sexual",
                 "Non-violent crimes": "illicit", "Illegal goods and services": "illicit",
                 "Hate, harassment and discrimination": "hate"}
