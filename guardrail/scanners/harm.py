@@ -61,11 +61,11 @@ class HarmConfig(ScannerConfig):
     activation: Literal["auto", "sigmoid", "softmax"] = "auto"
     cascade: bool = Field(
         False, description="embedded: let the static stage settle chunks below its gates "
-        "without the encoder (faster on everyday text; out of source it lost ~7% of harmful "
-        "chunks while settling ~4% of benign LLM answers: see models/harm/MODEL_CARD.md).")
+        "without the encoder (out of source it settled ~1% of XSTest chunks and ~4% of benign "
+        "LLM answers, so it rarely pays: see models/harm/MODEL_CARD.md).")
     encoder: bool = Field(
-        True, description="embedded: false = static stage only (no encoder: ~1 ms per 2 KB, "
-        "inline, weaker; see models/harm/MODEL_CARD.md).")
+        True, description="embedded: false = static stage only (no encoder: ~0.4 ms per 2 KB, "
+        "inline; English only in practice, weaker: see models/harm/MODEL_CARD.md).")
     zoom_from: float = Field(
         1.0, ge=0.0, le=1.0,
         description="embedded: re-score the sentences of chunks whose toxic score is at least "
