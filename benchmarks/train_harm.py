@@ -36,7 +36,12 @@ from harm_vocab import load_vocab  # noqa: E402
 from guardrail.harm.chunking import chunks  # noqa: E402
 from guardrail.harm.datasets import Row, load_all  # noqa: E402
 from guardrail.harm.embedded import HEADS_FILE, Heads  # noqa: E402
-from guardrail.harm.static import StaticModel, mean_vectors, sif_weights  # noqa: E402
+from guardrail.harm.static import (  # noqa: E402
+    StaticModel,
+    build_index,
+    mean_vectors,
+    sif_weights,
+)
 from guardrail.harm.taxonomy import CATEGORIES  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Maximum number of iteration")
@@ -75,9 +80,7 @@ class Vocab:
         return cls(words, vecs - vecs.mean(0), sif_weights(freq, SIF_A).astype(np.float32))
 
     def features(self, texts: list[str]) -> np.ndarray:
-        index = StaticModel(self.words, self.weight, np.zeros((len(self.words), 1)),
-                            np.zeros(1), ["x"]).index
-        return mean_vectors(texts, index, self.vecs, self.weight)
+        return mean_vectors(texts, build_index(self.words), self.vecs, self.weight)
 
 
 def fit(rows: list[Row], X: np.ndarray, F: np.ndarray, vocab: Vocab, *, keep: float = 0.98,

@@ -95,14 +95,15 @@ class Heads:
     def stage2(self, texts: list[str], emb: np.ndarray,
                s1: np.ndarray) -> list[dict[str, float]]:
         """Category scores from embeddings (n, 384) and static scores (n, static heads)."""
+        langs = [detect_language(t) for t in texts]
         emb = emb.astype(np.float32, copy=True)
-        for i, t in enumerate(texts):
-            c = self.center.get(detect_language(t))
+        for i, lang in enumerate(langs):
+            c = self.center.get(lang)
             if c is not None:
                 emb[i] -= c
         p = _sigmoid(emb @ self.W + self.b)
         ai, ti = self.labels.index("any"), self.labels.index("toxic")
-        w = np.array([self.static_weight.get(detect_language(t), 0.0) for t in texts])
+        w = np.array([self.static_weight.get(lang, 0.0) for lang in langs])
         tox = _sigmoid((1 - w) * _logit(p[:, ti])
                        + w * _logit(s1[:, self.static.labels.index("toxic")]))
         out = []

@@ -60,6 +60,14 @@ def tokens(text: str, vocab: dict[str, int] | set[str],
     return [w.replace("’", "'") if "’" in w else w for w in out]
 
 
+def build_index(words: Iterable[str]) -> dict[str, int]:
+    """Word -> row; a word listed twice (English and Japanese lists) keeps its first row."""
+    index: dict[str, int] = {}
+    for i, w in enumerate(words):
+        index.setdefault(w, i)
+    return index
+
+
 def sif_weights(freq: np.ndarray, a: float = 1e-4) -> np.ndarray:
     out: np.ndarray = a / (a + freq)
     return out
@@ -72,9 +80,7 @@ class StaticModel:
     def __init__(self, words: Iterable[str], weight: np.ndarray, scores: np.ndarray,
                  bias: np.ndarray, labels: list[str]) -> None:
         self.words = list(words)
-        self.index: dict[str, int] = {}
-        for i, w in enumerate(self.words):
-            self.index.setdefault(w, i)
+        self.index = build_index(self.words)
         self.lengths = cjk_lengths(self.index)
         self.weight = weight.astype(np.float32)
         self.scores = scores.astype(np.float32)  # (vocab, heads)
