@@ -305,6 +305,56 @@ def eval_ailuminate_fr(rows: list[Row], cfg: HarmConfig) -> dict:
     return out
 
 
+def eval_ja_heldout(rows: list[Row], cfg: HarmConfig) -> dict:
+    """Japanese text from a source the heads never saw: Japan AISI's aisev prompts (228
+    prompts written to draw toxic or unfair answers: terrorism, CBRNE, violence, self-harm,
+    discrimination, ...) against benign Japanese captions and Wikipedia sentences that training
+    did not sample. Heads trained on every row. Reports AUROC of the "any harm" score (the max
+    over categories and ``toxic``) and of ``toxic``, and what the policy blocks on each side."""
+    from sklearn.metrics import roc_auc_score
+
+    from guardrail.harm.datasets import data_root, ja_benign_unused, jaisi
+
+    cache = EmbedCache()
+    vocab = Vocab.load()
+    X, F = prepare(rows, vocab, cache)
+    heads = fit(rows, X, F, vocab, **FIT_KW)
+    root = data_root()
+    harmful = jaisi(root)
+    benign = ja_benign_unused(root, {r.text for r in rows})
+    test = harmful + benign
+    scores = score_embedded(heads, [first_chunk(r.text) for r in test], cache, cascade=False)
+    if cache.dirty:
+        cache.save()
+    y = np.array([r.harmful for r in test])
+    th = {c: cfg.rule_for(c)[0] for c in ALL_CATEGORIES} | {"any": cfg.threshold}
+    s_any = np.array([any_score(d, th) for d in scores])
+    s_tox = np.array([d.get(GENERAL, 0.0) for d in scores])
+    blocked = np.array([outcome(d, cfg) == "block" for d in scores])
+    out: dict = {
+        "harmful_prompts": int(y.sum()), "benign_texts": int((y == 0).sum()),
+        "auroc_any": round(float(roc_auc_score(y, s_any)), 4),
+        "auroc_toxic": round(float(roc_auc_score(y, s_tox)), 4),
+        "harmful_blocked_by_policy": round(float(blocked[y == 1].mean()), 4),
+        "benign_blocked_by_policy": round(float(blocked[y == 0].mean()), 4),
+        "per_group": {},
+    }
+    for g in sorted({r.group for r in harmful}):
+        m = np.array([r.group == g for r in test]) | (y == 0)
+        out["per_group"][g] = {
+            "prompts": int((m & (y == 1)).sum()),
+            "auroc_any": round(float(roc_auc_score(y[m], s_any[m])), 4),
+            "blocked_by_policy": round(float(blocked[m & (y == 1)].mean()), 4)}
+    return out
+
+
+def _rel(path: str) -> str:
+    """A path inside the repository, relative to it (results files carry no home paths)."""
+    root = Path(__file__).resolve().parents[1]
+    p = Path(path).resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="embedded",
@@ -330,6 +380,9 @@ def main() -> None:
     ap.add_argument("--ailuminate-fr", action="store_true",
                     help="embedded: only the French AILuminate category test "
                     "(-> harm_eval_embedded_ailuminate_fr.json)")
+    ap.add_argument("--ja-heldout", action="store_true",
+                    help="embedded: only the Japanese test on Japan AISI's aisev prompts "
+                    "(-> harm_eval_embedded_ja_heldout.json)")
     args = ap.parse_args()
     global ZOOM_FROM, STATIC_ONLY
     STATIC_ONLY = args.static_only
@@ -356,6 +409,9 @@ def main() -> None:
     if args.ailuminate_fr:
         res = {"ailuminate_fr": eval_ailuminate_fr(rows, cfg)}
         args.tag = args.tag or "_ailuminate_fr"
+    elif args.ja_heldout:
+        res = {"ja_heldout": eval_ja_heldout(rows, cfg)}
+        args.tag = args.tag or "_ja_heldout"
     elif args.backend == "embedded":
         res = eval_embedded(rows, th, cascade=args.cascade)
         loso = res.pop("_loso_scores")
@@ -366,7 +422,7 @@ def main() -> None:
         backend = build_backend(args.backend, args.model)
         backend.load()
         res = eval_external(rows, th, backend)
-    res.update({"backend": args.backend, "model": args.model, "policy": args.policy,
+    res.update({"backend": args.backend, "model": args.model, "policy": _rel(args.policy),
                 "thresholds": th, "flag_threshold": cfg.flag_threshold,
                 "fit_options": FIT_KW, "zoom_from": ZOOM_FROM,
                 "cascade": args.cascade, "static_only": args.static_only,

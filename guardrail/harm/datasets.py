@@ -162,6 +162,28 @@ def ailuminate_fr(root: Path) -> list[Row]:
                exclusive=True, kind="prompt", lang="fr", group=d["hazard"]) for d in _csv(f)]
 
 
+def jaisi(root: Path) -> list[Row]:
+    """Japan AISI's aisev evaluation prompts (toxicity and fairness requirements; 228 Japanese
+    prompts written to elicit harmful or unfair answers). Evaluation only (``eval_harm.py
+    --ja-heldout``): never in ``load_all``; ``group`` = the file's theme."""
+    out = []
+    for name, group in (("01_aisi_toxic_v0.1.csv", "toxic"),
+                        ("03_aisi_fairness_v0.1.csv", "fairness")):
+        out += [_r("jaisi", d["text"], 1, set(), exclusive=False, kind="prompt", lang="ja",
+                   group=group) for d in _csv(root / "jaisi_aisev" / name) if d["text"]]
+    return out
+
+
+def ja_benign_unused(root: Path, used: set[str], n: int = 400, seed: int = 0) -> list[Row]:
+    """Benign Japanese captions and Wikipedia sentences that ``ja_benign`` did not sample."""
+    rng = random.Random(f"unused-{seed}")
+    rows = ja_benign(root, rng, n=n * 3)
+    fresh = [r for r in rows if r.text not in used]
+    caps = [r for r in fresh if r.source == "ja_captions"][:n]
+    wiki = [r for r in fresh if r.source == "ja_wiki"][:n]
+    return caps + wiki
+
+
 STRONGREJECT = {"Violence": "violence", "Sexual content": "sexual",
                 "Non-violent crimes": "illicit", "Illegal goods and services": "illicit",
                 "Hate, harassment and discrimination": "hate"}
