@@ -1,12 +1,14 @@
 """A minimal, fast OpenAI-compatible upstream for benchmarks (raw ASGI, no framework).
 
 Non-streaming: a ~2 KB chat completion (fixed text, or different benign text per request when
-the request has ``"vary": true``). Streaming: the same in 20-char chunks.
+the request has ``"vary": true``). Streaming: the same in 20-char chunks, as fast as possible or
+``"pace_ms": N`` apart (an LLM's pace: ~50 tokens/s is ~10 chunks/s).
 Run: ``python -m uvicorn benchmarks.fast_upstream:app --port 9101 --log-level warning``
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -75,7 +77,10 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     if req.get("stream"):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})
-        for c in _chunks(model, text):
+        pace = float(req.get("pace_ms") or 0) / 1000
+        for i, c in enumerate(_chunks(model, text)):
+            if pace and i:
+                await asyncio.sleep(pace)
             await send({"type": "http.response.body", "body": c, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
