@@ -71,9 +71,11 @@ def _announce(state: AppState) -> None:
              state.policies.default)
     for name, pipe in state.pipelines.items():
         for sc in pipe.describe():
-            log.info("policy %s@%s scanner %s: backend=%s model=%s version=%s%s", name,
+            details = sc.get("details") or {}
+            log.info("policy %s@%s scanner %s: backend=%s model=%s version=%s%s%s", name,
                      pipe.policy.version, sc["name"], sc["backend"], sc["model"] or "-",
                      sc["model_version"] or "-",
+                     f" encoder={details['encoder']}" if details.get("encoder") else "",
                      f" DEGRADED: {sc['degraded']}" if sc.get("degraded") else "")
     if state.extras.get("scripted"):
         log.warning("!!! NO UPSTREAM CONFIGURED: using the built-in SCRIPTED upstream (canned "
