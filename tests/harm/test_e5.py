@@ -65,6 +65,17 @@ def test_batch_composition_does_not_change_an_embedding(model: E5Torch) -> None:
     assert float(alone @ mixed) > 0.99999
 
 
+def test_layer_features_concatenate_normalised_layer_means(model: E5Torch) -> None:
+    last = model.passage(TEXTS[:3])
+    both = model.passage(TEXTS[:3], layers=(8, 12))
+    assert both.shape == (3, 768)
+    assert np.allclose(both[:, 384:], last, atol=1e-5)  # layer 12 is the usual embedding
+    assert np.allclose(np.linalg.norm(both[:, :384], axis=1), 1.0, atol=1e-4)
+    assert float((both[:, :384] * last).sum(axis=1).max()) < 0.999  # layer 8 differs
+    with pytest.raises(ValueError, match="layers"):
+        model.passage("x", layers=(13,))
+
+
 def test_single_text_returns_a_vector(model: E5Torch) -> None:
     assert model.passage("hello").shape == (384,)
     assert model.passage([]).shape == (0, 384)
