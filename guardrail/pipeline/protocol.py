@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.pipeline.types import Action, ScanContext, ScannerInfo, ScanResult
+from guardrail.pipeline.types import Action, Finding, ScanContext, ScannerInfo, ScanResult
 
 FailMode = Literal["fail_open", "fail_closed"]
 
@@ -75,6 +75,12 @@ class ScannerConfig(BaseModel):
         if soft is not None and soft < threshold and score >= soft:
             return soft, Action.FLAG
         return None
+
+    def decide_finding(self, finding: Finding) -> tuple[float, Action] | None:
+        """What the runner calls: :meth:`decide` on the finding's category and score. A config
+        whose rules depend on more than that (the harm scanner's per-language rules) overrides
+        this."""
+        return self.decide(finding.category, finding.score)
 
 
 @runtime_checkable

@@ -142,7 +142,7 @@ class Pipeline:
                 continue
             results.append(outcome)
             for f in outcome.findings:
-                tier = loaded.config.decide(f.category, f.score)
+                tier = loaded.config.decide_finding(f)
                 if tier is not None:
                     ruled.append(RuledFinding(f, tier[1], tier[0]))
         actions = [r.action for r in ruled] + [f.action for f in failures]

@@ -37,8 +37,15 @@ from guardrail.errors import ScannerLoadError
 from guardrail.harm.batcher import BatcherPool
 from guardrail.harm.chunking import chunk_spans
 from guardrail.harm.taxonomy import ALL_CATEGORIES
-from guardrail.pipeline.protocol import ScannerConfig
-from guardrail.pipeline.types import Finding, ScanContext, ScannerInfo, ScanResult
+from guardrail.pipeline.protocol import CategoryRule, ScannerConfig
+from guardrail.pipeline.types import (
+    Action,
+    Finding,
+    ScanContext,
+    ScannerInfo,
+    ScanResult,
+    detect_language,
+)
 
 if TYPE_CHECKING:
     from guardrail.runtime import Runtime
@@ -86,10 +93,39 @@ class HarmConfig(ScannerConfig):
         240, ge=0, description="Stream characters held back: about one long sentence."
     )
 
+    languages: dict[Literal["en", "ja"], dict[str, CategoryRule]] = Field(
+        default_factory=dict,
+        description="Per-language category rules, overriding `categories` for findings whose "
+        "chunk is in that language (detected per chunk, script-based: ja or en), e.g. "
+        "{ja: {toxic: {threshold: 0.6}}}. Unset fields fall back to the language-free rule.")
+
+    def rule_in(self, language: str | None, category: str) -> CategoryRule | None:
+        return self.languages.get(language, {}).get(category) if language else None  # type: ignore[call-overload]
+
+    def threshold_in(self, language: str | None, category: str) -> float:
+        rule = self.rule_in(language, category)
+        return rule.threshold if rule is not None else self.rule_for(category)[0]
+
+    def decide_finding(self, finding: Finding) -> tuple[float, Action] | None:
+        rule = self.rule_in(finding.evidence.get("language"), finding.category)
+        if rule is None:
+            return self.decide(finding.category, finding.score)
+        base_action = self.rule_for(finding.category)[1]
+        if finding.score >= rule.threshold:
+            return rule.threshold, rule.action or base_action
+        base = self.categories.get(finding.category)
+        soft = next((t for t in (rule.flag_threshold,
+                                 base.flag_threshold if base is not None else None,
+                                 self.flag_threshold) if t is not None), None)
+        if soft is not None and soft < rule.threshold and finding.score >= soft:
+            return soft, Action.FLAG
+        return None
+
     @model_validator(mode="after")
     def _known_categories(self) -> HarmConfig:
         known = set(ALL_CATEGORIES)
         bad = set(self.categories) - known
+        bad |= {c for rules in self.languages.values() for c in rules} - known
         bad |= {v for v in self.label_map.values() if v is not None and v not in known}
         if bad:
             raise ValueError(f"unknown harm categories {sorted(bad)}; known: {sorted(known)}")
@@ -107,8 +143,11 @@ class HarmScanner:
         self._pool: BatcherPool[str, dict[str, float]] | None = None
         # the lowest score any rule acts on (block, redact or flag tier): lower ones are noise
         rules = [config.threshold, *(r.threshold for r in config.categories.values())]
+        by_lang = [r for rs in config.languages.values() for r in rs.values()]
+        rules += [r.threshold for r in by_lang]
         rules += [t for t in (config.flag_threshold,
-                              *(r.flag_threshold for r in config.categories.values()))
+                              *(r.flag_threshold for r in config.categories.values()),
+                              *(r.flag_threshold for r in by_lang))
                   if t is not None]
         self._floor = min(rules)
 
@@ -190,20 +229,25 @@ class HarmScanner:
         findings: list[Finding] = []
         if texts:
             scores = await self._score(texts)
-            best: dict[str, tuple[float, int]] = {}
+            cfg = self.config
+            langs = [detect_language(t) for t in texts] if cfg.languages else [None] * len(texts)
+            # per category, the chunk furthest above (or least below) its language's threshold
+            best: dict[str, tuple[float, float, int]] = {}
             for i, d in enumerate(scores):
                 for cat, v in d.items():
-                    if v > best.get(cat, (-1.0, 0))[0]:
-                        best[cat] = (v, i)
+                    margin = v - cfg.threshold_in(langs[i], cat) if cfg.languages else v
+                    if (margin, v) > best.get(cat, (-2.0, -1.0, 0))[:2]:
+                        best[cat] = (margin, v, i)
             version = getattr(self.backend, "version", None)
-            for cat, (v, i) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+            for cat, (_, v, i) in sorted(best.items(), key=lambda kv: -kv[1][1]):
                 if v < self._floor:
                     continue
+                evidence = {"backend": cfg.backend, "model_version": version,
+                            "chunk": i, "chunks": len(texts),
+                            "language": langs[i] or detect_language(texts[i])}
                 findings.append(Finding(
                     scanner=self.name, kind="harm", category=cat, score=round(v, 6),
-                    span=spans[i],
-                    evidence={"backend": self.config.backend, "model_version": version,
-                              "chunk": i, "chunks": len(texts)},
+                    span=spans[i], evidence=evidence,
                 ))
         return ScanResult(scanner=self.name, info=self.info(), findings=tuple(findings),
                           elapsed_ms=(time.perf_counter() - start) * 1000)

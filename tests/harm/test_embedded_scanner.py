@@ -186,3 +186,49 @@ async def test_flag_tier_below_every_block_threshold_still_reports(scanner: Harm
     tox = [f for f in res.findings if f.category == "toxic"]
     assert tox and 0.3 <= tox[0].score
     assert cfg.decide("toxic", min(tox[0].score, 0.99)) == (0.3, Action.FLAG)
+
+
+JA_INSULT = "お前は本当にバカで役立たずだ。さっさと消えろ、クズ。"
+EN_INSULT = "You are a worthless, stupid idiot and everyone hates you."
+
+
+def _with_config(scanner: HarmScanner, cfg: HarmConfig) -> HarmScanner:
+    s = HarmScanner(cfg, None)
+    s.backend, s._pool = scanner.backend, scanner._pool  # share the loaded model
+    return s
+
+
+async def test_language_rules_override_the_category_rule(scanner: HarmScanner) -> None:
+    cfg = HarmConfig(type="harm", threshold=0.95,
+                     categories={"toxic": {"threshold": 0.5, "action": "block"}},
+                     languages={"ja": {"toxic": {"threshold": 0.9999, "flag_threshold": 0.3}}})
+    s = _with_config(scanner, cfg)
+    ja = [f for f in (await s.scan(ScanContext(text=JA_INSULT, meta=meta()))).findings
+          if f.category == "toxic"][0]
+    en = [f for f in (await s.scan(ScanContext(text=EN_INSULT, meta=meta()))).findings
+          if f.category == "toxic"][0]
+    assert ja.evidence["language"] == "ja" and en.evidence["language"] == "en"
+    assert ja.score < 0.9999 and ja.score >= 0.5
+    assert cfg.decide_finding(ja) == (0.3, Action.FLAG)  # Japanese: only flagged
+    assert cfg.decide_finding(en) == (0.5, Action.BLOCK)  # English: the category rule
+
+
+async def test_mixed_language_output_reports_the_chunk_that_crosses_its_threshold(
+        scanner: HarmScanner) -> None:
+    """A strict Japanese rule must not hide an English insult in the same output."""
+    cfg = HarmConfig(type="harm", threshold=0.95, categories={"toxic": {"threshold": 0.5}},
+                     languages={"ja": {"toxic": {"threshold": 0.9999}}}, chunk_chars=50)
+    s = _with_config(scanner, cfg)
+    mild = "Frankly, you are an idiot."  # scores below the Japanese insult, above 0.5
+    res = await s.scan(ScanContext(text=JA_INSULT + "\n\n" + mild, meta=meta()))
+    tox = [f for f in res.findings if f.category == "toxic"][0]
+    assert tox.evidence["chunks"] == 2
+    ja_alone = (await s.scan(ScanContext(text=JA_INSULT, meta=meta()))).findings
+    assert max(f.score for f in ja_alone if f.category == "toxic") > tox.score  # not the max
+    assert tox.evidence["language"] == "en"
+    assert cfg.decide_finding(tox) == (0.5, Action.BLOCK)
+
+
+def test_language_rules_validate_categories() -> None:
+    with pytest.raises(ValueError, match="unknown harm categories"):
+        HarmConfig(type="harm", languages={"ja": {"toxicity": {"threshold": 0.6}}})
