@@ -167,7 +167,7 @@ class EmbeddedBackend:
     name = "embedded"
 
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = False,
-                 zoom_from: float = 1.0, cache_size: int = 4096, encoder: Any = None,
+                 zoom_from: float = 0.25, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
                  precision: Literal["auto", "bf16", "fp32"] = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
