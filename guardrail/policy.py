@@ -31,6 +31,12 @@ class StreamSettings(BaseModel):
     scan_every_chars: int = Field(
         32, ge=1, le=20000, description="Scan when this many new characters have arrived."
     )
+    first_release_chars: int = Field(
+        32, ge=1, le=20000,
+        description="The first scan runs once this many characters lie beyond the hold-back "
+        "window (scans before that could release nothing), so the first token reaches the "
+        "client as soon as possible; later scans follow scan_every_chars.",
+    )
 
 
 class Messages(BaseModel):

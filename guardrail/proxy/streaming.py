@@ -88,6 +88,7 @@ class StreamGuard:
         self.policy = client.policy
         self.holdback = client.pipeline.holdback_chars
         self.scan_every = self.policy.stream.scan_every_chars
+        self.first_release = self.policy.stream.first_release_chars
         self.choices: dict[int, ChoiceState] = {}
         self.action = Action.ALLOW
         self.incident_ids: list[str] = []
@@ -132,9 +133,16 @@ class StreamGuard:
         if payload["choices"][0].get("finish_reason"):
             st.finished = True
             return await self._scan_and_release(st, final=True)
-        if len(st.text) - st.scanned >= self.scan_every:
+        if self._scan_due(st):
             return await self._scan_and_release(st, final=False)
         return []
+
+    def _scan_due(self, st: ChoiceState) -> bool:
+        """Scan when text can be released: first once ``first_release_chars`` lie beyond the
+        hold-back window (earlier scans could release nothing), then every ``scan_every``."""
+        if st.scanned == 0:
+            return len(st.text) >= self.holdback + self.first_release
+        return len(st.text) - st.scanned >= self.scan_every
 
     def _collect_tool_args(self, st: ChoiceState, payload: dict[str, Any]) -> None:
         delta = payload["choices"][0].get("delta") or {}

@@ -95,3 +95,30 @@ def test_benign_stream_released_in_full_unchanged():
     for size in (1, 4, 13):
         released, finish, actions = run(text, size)
         assert (released, finish, actions) == (text, "stop", [])
+
+
+def test_first_release_comes_right_after_the_holdback_window():
+    """The first scan runs once ``first_release_chars`` lie beyond the hold-back window, not
+    at a multiple of ``scan_every_chars``: the first token reaches the client sooner."""
+    policy = {**POLICY, "stream": {"holdback_chars": 40, "scan_every_chars": 100,
+                                   "first_release_chars": 4}}
+
+    async def go() -> tuple[int, int, str]:
+        p = Policy.model_validate(policy)
+        pipe = Pipeline(p, ScannerCache(runtime=None))
+        state = SimpleNamespace(store=FakeStore(), metrics=Metrics())
+        meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
+                           policy_version=p.version, system_id="s")
+        g = StreamGuard(state, Client(key_id=None, policy=p, pipeline=pipe), meta, chat=True)
+        text = "A benign answer that goes on and on without anything to flag at all. " * 3
+        for i, c in enumerate(text):
+            out = await g.feed(chunk(c))
+            got = "".join((ch.get("delta") or {}).get("content") or ""
+                          for b in out for ch in json.loads(b.decode()[6:])["choices"])
+            if got:
+                return i + 1, g.holdback, got
+        raise AssertionError("nothing released")
+
+    fed, holdback, got = asyncio.run(go())
+    assert holdback >= 40
+    assert fed == holdback + 4 and len(got) == 4
