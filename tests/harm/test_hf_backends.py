@@ -37,8 +37,8 @@ async def test_detoxify_local_checkpoint_offline_maps_labels(models: dict[str, P
                  huggingface_config_path=str(models["detox_dir"]), threshold=0.5)
     res = await s.scan(_ctx("you are an idiot and i will hurt your family"))
     cats = {f.category: f.score for f in res.findings}
-    # threat -> violence, insult -> harassment; the low heads stay below the floor
-    assert set(cats) == {"violence", "harassment"}
+    # threat -> threat, insult -> harassment; the low heads stay below the floor
+    assert set(cats) == {"threat", "harassment"}
     assert all(v > 0.9 for v in cats.values())
     info = s.info()
     assert info.backend == "detoxify" and info.model_version.startswith("tiny-detox.ckpt")
