@@ -40,7 +40,7 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     store = IncidentStore(engine)
     runtime = Runtime(settings=settings, engine=engine)
     policies = PolicySet.load(settings.policy_dir, list(settings.policy_files),
-                              settings.default_policy, dict(settings.key_policies))
+                              settings.default_policy, settings.key_policy_map())
     metrics = Metrics()
     cache = ScannerCache(runtime)
     pipelines = {name: Pipeline(p, cache, observer=metrics.observe_scan)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from guardrail.policy import Policy, PolicySet
     from guardrail.proxy.upstream import UpstreamClient
     from guardrail.runtime import Runtime
-    from guardrail.settings import Settings
+    from guardrail.settings import ClientKey, Settings
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Client:
     key_id: str | None
     policy: Policy
     pipeline: Pipeline
+    tenant: str | None = None  # from the key's configuration, never from a request header
 
 
 async def get_state(request: Request) -> AppState:
@@ -63,6 +64,7 @@ def _bearer(request: Request) -> str | None:
 async def require_client(request: Request, state: State) -> Client:
     token = _bearer(request)
     settings = state.settings
+    entry: ClientKey | None = None
     if settings.dev_mode:
         kid = key_id(token) if token else None
     else:
@@ -72,13 +74,14 @@ async def require_client(request: Request, state: State) -> Client:
             )
         kid = None
         for key in settings.api_keys:
-            if hmac.compare_digest(key.get_secret_value().encode(), token.encode()):
-                kid = key_id(token)
+            if hmac.compare_digest(key.key.get_secret_value().encode(), token.encode()):
+                kid, entry = key_id(token), key
                 break
         if kid is None:
             raise AuthenticationError("Incorrect API key provided.")
     policy = state.policies.for_key(kid)
-    return Client(key_id=kid, policy=policy, pipeline=state.pipelines[policy.name])
+    return Client(key_id=kid, policy=policy, pipeline=state.pipelines[policy.name],
+                  tenant=settings.tenant_of(entry))
 
 
 ClientDep = Annotated[Client, Depends(require_client)]

@@ -6,10 +6,11 @@ Library code receives a :class:`Settings` instance; nothing reads a module-level
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -28,6 +29,69 @@ def key_id(key: str) -> str:
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+class ClientKey(BaseModel):
+    """One client key and what it belongs to: the tenant recorded on its incidents and,
+    optionally, the policy that governs it (else ``key_policies`` / the default policy)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: SecretStr
+    tenant: str | None = Field(None, min_length=1, max_length=128)
+    policy: str | None = Field(None, min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _non_empty(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().strip():
+            raise ValueError("an API key cannot be empty")
+        return v
+
+    @property
+    def id(self) -> str:
+        return key_id(self.key.get_secret_value())
+
+
+def _key_entry(item: object) -> object:
+    """``KEY``, ``KEY:TENANT`` or ``KEY:TENANT:POLICY`` (a key containing ``:`` needs the JSON
+    form); a ``SecretStr`` or a mapping passes through to :class:`ClientKey`."""
+    if isinstance(item, SecretStr):
+        return {"key": item}
+    if isinstance(item, str):
+        key, _, rest = item.strip().partition(":")
+        tenant, _, policy = rest.partition(":")
+        return {"key": key.strip(), "tenant": tenant.strip() or None,
+                "policy": policy.strip() or None}
+    return item
+
+
+def _key_entries(value: object) -> object:
+    """``GUARDRAIL_API_KEYS``: comma-separated entries (see :func:`_key_entry`), or JSON: a
+    list of entries / objects, or an object mapping each key to its tenant (a string) or to
+    ``{"tenant": ..., "policy": ...}``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("{", "[")):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"GUARDRAIL_API_KEYS is not valid JSON: {exc}") from None
+        else:
+            return [_key_entry(v) for v in _csv_items(text)]
+    if isinstance(value, dict):
+        out: list[object] = []
+        for key, spec in value.items():
+            if spec is None or isinstance(spec, str):
+                out.append({"key": key, "tenant": spec})
+            elif isinstance(spec, dict):
+                out.append({"key": key, **spec})
+            else:
+                raise ValueError(f"a key maps to a tenant name or an object, not {spec!r}")
+        return out
+    if isinstance(value, list | tuple):
+        return [_key_entry(v) for v in value]
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GUARDRAIL_", env_file=None, extra="ignore")
 
@@ -41,7 +105,15 @@ class Settings(BaseSettings):
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 120.0
     upstream_max_connections: int = 200
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    api_keys: Annotated[list[ClientKey], NoDecode] = Field(
+        default_factory=list,
+        description="Client keys: `KEY[:TENANT[:POLICY]]`, comma separated, or JSON mapping "
+        "each key to its tenant or to {tenant, policy}. Unset: dev mode.",
+    )
+    default_tenant: str = Field(
+        "default", min_length=1, max_length=128,
+        description="Tenant recorded for a key configured without one (and in dev mode).",
+    )
     admin_key: SecretStr | None = None
     database_url: str = "sqlite:///./guardrail.db"
     policy_dir: Path = Path("policies")
@@ -58,10 +130,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     log_level: str = "info"
 
-    @field_validator("api_keys", "policy_files", mode="before")
+    @field_validator("policy_files", mode="before")
     @classmethod
     def _csv(cls, v: object) -> object:
         return _split(v)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, v: object) -> object:
+        return _key_entries(v)
 
     @field_validator("key_policies", mode="before")
     @classmethod
@@ -76,10 +153,30 @@ class Settings(BaseSettings):
             return out
         return v
 
+    @model_validator(mode="after")
+    def _keys_consistent(self) -> Settings:
+        seen: set[str] = set()
+        for k in self.api_keys:
+            if k.id in seen:
+                raise ValueError(f"api_keys: key {k.id} is configured twice")
+            seen.add(k.id)
+            mapped = self.key_policies.get(k.id)
+            if k.policy and mapped and mapped != k.policy:
+                raise ValueError(f"key {k.id}: api_keys says policy {k.policy!r}, "
+                                 f"key_policies says {mapped!r}")
+        return self
+
     @property
     def dev_mode(self) -> bool:
         """No client keys configured: any key is accepted, loopback only."""
         return not self.api_keys
 
     def client_key_ids(self) -> dict[str, str]:
-        return {k.get_secret_value(): key_id(k.get_secret_value()) for k in self.api_keys}
+        return {k.key.get_secret_value(): k.id for k in self.api_keys}
+
+    def key_policy_map(self) -> dict[str, str]:
+        """key id -> policy name, from ``key_policies`` and the policies named in ``api_keys``."""
+        return {**self.key_policies, **{k.id: k.policy for k in self.api_keys if k.policy}}
+
+    def tenant_of(self, key: ClientKey | None) -> str:
+        return (key.tenant if key is not None and key.tenant else None) or self.default_tenant

@@ -16,8 +16,12 @@ SEALED_FIELDS = (
     "seq", "id", "created_at", "request_id", "tenant", "api_key_id", "system_id", "policy_name",
     "policy_version", "route", "upstream_model", "stage", "kind", "action", "scanner", "backend",
     "model", "model_version", "category", "score", "threshold", "evidence", "scanners",
-    "content_sha256", "excerpt",
+    "content_sha256", "excerpt", "requested_model",
 )
+
+# Sealed fields added after records were first written: left out of the hashed payload while
+# empty, so records written before them still verify; once set, they are covered like the rest.
+LATER_FIELDS = frozenset({"requested_model"})
 
 
 def _jsonable(v: Any) -> Any:
@@ -29,7 +33,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    payload = {k: _jsonable(fields.get(k)) for k in SEALED_FIELDS}
+    payload = {k: _jsonable(fields.get(k)) for k in SEALED_FIELDS
+               if k not in LATER_FIELDS or fields.get(k) is not None}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                            default=str)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()

@@ -25,7 +25,8 @@ class IncidentRow(Base):
     policy_name: Mapped[str] = mapped_column(String(128), index=True)
     policy_version: Mapped[str] = mapped_column(String(64))
     route: Mapped[str] = mapped_column(String(128))
-    upstream_model: Mapped[str | None] = mapped_column(String(256))
+    upstream_model: Mapped[str | None] = mapped_column(String(256))  # the model that answered
+    requested_model: Mapped[str | None] = mapped_column(String(256))  # the one asked for
     stage: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(32), index=True)  # decision | scanner_failure
     action: Mapped[str] = mapped_column(String(16), index=True)

@@ -35,7 +35,8 @@ class IncidentDraft:
     scanners: list[dict[str, Any]]
     api_key_id: str | None = None
     tenant: str | None = None
-    upstream_model: str | None = None
+    upstream_model: str | None = None  # the model that answered (the response's ``model``)
+    requested_model: str | None = None  # the model the client asked for
     scanner: str | None = None
     backend: str | None = None
     model: str | None = None

@@ -109,7 +109,8 @@ class RequestMeta:
     system_id: str
     api_key_id: str | None = None
     tenant: str | None = None
-    upstream_model: str | None = None
+    upstream_model: str | None = None  # the model the client asked for (the request's model)
+    answered_model: str | None = None  # the model that answered (the response's model)
 
 
 def normalise(text: str) -> str:

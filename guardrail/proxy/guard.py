@@ -80,7 +80,8 @@ def incident_drafts(
         "request_id": meta.request_id, "system_id": policy.system, "policy_name": policy.name,
         "policy_version": policy.version, "route": meta.route, "stage": stage.value,
         "api_key_id": meta.api_key_id, "tenant": meta.tenant,
-        "upstream_model": meta.upstream_model, "scanners": scanners,
+        "upstream_model": meta.answered_model, "requested_model": meta.upstream_model,
+        "scanners": scanners,
         "content_sha256": content_hash(text), "owner": policy.incidents.owner,
     }
     excerpt = _excerpt(text, decision, policy.incidents.excerpt_chars)

@@ -121,8 +121,8 @@ async def _sign_item(
         raise _Failure(index, source, exc, data) from exc
 
 
-async def _incident(state: AppState, client: Client, request: Request, route: str,
-                    request_id: str, model: str | None, f: _Failure) -> str:
+async def _incident(state: AppState, client: Client, route: str, request_id: str,
+                    model: str | None, answered: str | None, f: _Failure) -> str:
     import c2pa
 
     categories: dict[type[Exception], str] = {
@@ -136,7 +136,7 @@ async def _incident(state: AppState, client: Client, request: Request, route: st
         kind="labelling_failure", action="block", category=category,
         scanner="c2pa", backend="c2pa-python", model="c2pa-rs",
         model_version=c2pa.sdk_version(), api_key_id=client.key_id,
-        tenant=request.headers.get("x-guardrail-tenant"), upstream_model=model,
+        tenant=client.tenant, upstream_model=answered, requested_model=model,
         content_sha256=hashlib.sha256(f.data).hexdigest() if f.data else None,
         owner=policy.incidents.owner, scanners=[],
         evidence={"index": f.index, "source": f.source, "reason": str(f.error)[:500],
@@ -182,7 +182,8 @@ async def _label(request: Request, state: AppState, client: Client, route: str,
             _sign_item(state, svc, client, i, item, model, request_id)
             for i, item in enumerate(items)))
     except _Failure as f:
-        incident_id = await _incident(state, client, request, route, request_id, model, f)
+        answered = data.get("model") if isinstance(data.get("model"), str) else None
+        incident_id = await _incident(state, client, route, request_id, model, answered, f)
         raise _error_for(f, incident_id) from None
     warnings: list[str] = []
     for item, res in zip(items, results, strict=True):

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -37,10 +38,16 @@ def _meta(request: Request, client: Client, route: str, body: dict[str, Any]) ->
         policy_version=client.policy.version,
         system_id=client.policy.system,
         api_key_id=client.key_id,
-        tenant=request.headers.get("x-guardrail-tenant"),
+        tenant=client.tenant,  # from the key's configuration; a client header is ignored
         upstream_model=body.get("model") if isinstance(body.get("model"), str) else None,
     )
 
+
+
+def _model_of(data: dict[str, Any]) -> str | None:
+    """The model the upstream says answered (``response.model``), as incidents record it."""
+    model = data.get("model")
+    return model if isinstance(model, str) else None
 
 
 def _guardrail_headers(
@@ -85,6 +92,7 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
         data = resp.json()
         choices = data["choices"]
         assert isinstance(choices, list)
+        meta = replace(meta, answered_model=_model_of(data))
     except Exception:  # noqa: BLE001 - an upstream that is not OpenAI-compatible
         from guardrail.errors import UpstreamUnreachableError
 

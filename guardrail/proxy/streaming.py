@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -112,6 +112,9 @@ class StreamGuard:
         if not self.template:
             self.template = {k: payload[k] for k in ("id", "object", "created", "model")
                              if k in payload}
+        if self.meta.answered_model is None and isinstance(payload.get("model"), str):
+            # incidents record the model that answered (the chunks' ``model``)
+            self.meta = replace(self.meta, answered_model=payload["model"])
         choices = payload.get("choices") or []
         if not choices:
             self.trailing.append(raw)

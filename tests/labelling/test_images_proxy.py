@@ -136,7 +136,7 @@ async def test_malformed_upstream_image_is_a_clear_error_and_an_incident(
     assert rec is not None
     assert rec["kind"] == "labelling_failure" and rec["category"] == category
     assert rec["stage"] == "image" and rec["route"] == "/v1/images/generations"
-    assert rec["upstream_model"] == model and rec["action"] == "block"
+    assert rec["requested_model"] == model and rec["action"] == "block"
     assert rec["evidence"]["index"] == 0
 
 
