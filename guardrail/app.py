@@ -43,7 +43,8 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
                               settings.default_policy, settings.key_policy_map())
     metrics = Metrics()
     cache = ScannerCache(runtime)
-    pipelines = {name: Pipeline(p, cache, observer=metrics.observe_scan)
+    pipelines = {name: Pipeline(p, cache, observer=metrics.observe_scan,
+                                on_failure=metrics.observe_failure)
                  for name, p in policies.policies.items()}
     scripted = settings.upstream_url is None and transport is None
     upstream = UpstreamClient(
@@ -57,6 +58,7 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     state = AppState(settings=settings, runtime=runtime, store=store, policies=policies,
                      pipelines=pipelines, upstream=upstream, metrics=metrics,
                      extras={"scripted": scripted})
+    metrics.background_tasks.set_function(lambda: len(state.background))
     from guardrail.labelling.service import setup_labelling
 
     setup_labelling(state)
@@ -72,9 +74,9 @@ def _announce(state: AppState) -> None:
     for name, pipe in state.pipelines.items():
         for sc in pipe.describe():
             details = sc.get("details") or {}
-            log.info("policy %s@%s scanner %s: backend=%s model=%s version=%s%s%s", name,
-                     pipe.policy.version, sc["name"], sc["backend"], sc["model"] or "-",
-                     sc["model_version"] or "-",
+            log.info("policy %s@%s scanner %s: enforcement=%s backend=%s model=%s version=%s%s%s",
+                     name, pipe.policy.version, sc["name"], sc.get("enforcement", "enforce"),
+                     sc["backend"], sc["model"] or "-", sc["model_version"] or "-",
                      f" encoder={details['encoder']}" if details.get("encoder") else "",
                      f" DEGRADED: {sc['degraded']}" if sc.get("degraded") else "")
     if state.extras.get("scripted"):
@@ -141,6 +143,8 @@ def create_app(settings: Settings | None = None,
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.extras["started_at"] = time.time()
         yield
+        # monitor-mode scans still running write their incidents before the store closes
+        await state.background.drain()
         await state.upstream.aclose()
         state.store.engine.dispose()
 

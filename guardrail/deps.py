@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +27,65 @@ if TYPE_CHECKING:
     from guardrail.settings import ClientKey, Settings
 
 
+log = logging.getLogger("guardrail")
+
+
+class BackgroundTasks:
+    """Work that must not delay a response but must not be lost either (monitor-mode scans
+    and their incident records). Each task is kept here until it ends, so none is garbage
+    collected mid-run; the app's lifespan drains them at shutdown."""
+
+    def __init__(self, grace_s: float = 30.0) -> None:
+        self.grace_s = grace_s  # how long shutdown waits for them before cancelling
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start ``coro`` as a tracked task. Raises RuntimeError outside a running loop (the
+        coroutine is closed first, so it is not reported as never awaited)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            raise
+        task = loop.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            # the type only: the message of a store or scanner error may quote content
+            log.error("background task %s failed: %s", task.get_name(), type(exc).__name__,
+                      exc_info=exc if log.isEnabledFor(logging.DEBUG) else None)
+
+    async def drain(self, grace_s: float | None = None) -> None:
+        """Wait for every task (including ones spawned meanwhile) up to ``grace_s`` seconds
+        (default :attr:`grace_s`), then cancel what is left and wait for it to unwind."""
+        grace_s = self.grace_s if grace_s is None else grace_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        left = set(self._tasks)
+        if left:
+            log.warning("shutdown: cancelling %d background task(s) still running after %.0f s "
+                        "(monitor-mode scans whose incidents will not be written)",
+                        len(left), grace_s)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -34,6 +96,7 @@ class AppState:
     upstream: UpstreamClient
     metrics: Metrics
     extras: dict[str, Any] = field(default_factory=dict)
+    background: BackgroundTasks = field(default_factory=BackgroundTasks)
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,21 @@ class Metrics:
                                 ["scanner", "category", "action"], registry=r)
         self.scanner_seconds = Histogram("guardrail_scanner_seconds", "Scanner run time",
                                          ["scanner", "outcome"], buckets=_LAT, registry=r)
-        self.scanner_failures = Counter("guardrail_scanner_failures_total",
-                                        "Scanner errors and timeouts", ["scanner", "reason"],
-                                        registry=r)
-        self.incidents = Counter("guardrail_incidents_total", "Incident records written",
-                                 ["kind", "action"], registry=r)
+        self.scanner_failures = Counter(
+            "guardrail_scanner_failures_total",
+            "Scanner errors and timeouts, by the fail mode that applied (fail_open: the text "
+            "was flagged and released; fail_closed: the policy's fail-closed action) and the "
+            "scanner's enforcement (monitor: nothing was enforced)",
+            ["scanner", "reason", "fail_mode", "enforcement"], registry=r)
+        self.incidents = Counter(
+            "guardrail_incidents_total",
+            "Incident records written, by kind (decision, scanner_failure; monitor and "
+            "monitor_failure for monitor-mode scanners, whose action was not enforced)",
+            ["kind", "action"], registry=r)
+        self.background_tasks = Gauge(
+            "guardrail_background_tasks",
+            "Background work in flight (monitor-mode scans and their incident writes)",
+            registry=r)
 
     def observe_scan(self, scanner: str, outcome: str, seconds: float) -> None:
         child = self._scan_children.get((scanner, outcome))
@@ -44,8 +54,10 @@ class Metrics:
             child = self._scan_children[(scanner, outcome)] = self.scanner_seconds.labels(
                 scanner, outcome)
         child.observe(seconds)
-        if outcome != "ok":
-            self.scanner_failures.labels(scanner, outcome).inc()
+
+    def observe_failure(self, scanner: str, reason: str, fail_mode: str,
+                        enforcement: str) -> None:
+        self.scanner_failures.labels(scanner, reason, fail_mode, enforcement).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardrail.pipeline.types import Action, Finding, ScanContext, ScannerInfo, ScanResult
 
 FailMode = Literal["fail_open", "fail_closed"]
+Enforcement = Literal["enforce", "monitor"]
 
 
 class CategoryRule(BaseModel):
@@ -52,6 +53,14 @@ class ScannerConfig(BaseModel):
     on_error: FailMode | None = Field(None, description="Overrides the policy default.")
     optional: bool = Field(
         False, description="If it cannot load, run without it (shown at /readyz, on incidents)."
+    )
+    # not ``mode``: the pii scanner's config already has a ``mode`` (pattern | ner)
+    enforcement: Enforcement = Field(
+        "enforce",
+        description="`enforce`: the response waits for this scanner and its action applies. "
+        "`monitor`: the response is released without waiting; the scanner runs in the "
+        "background and its findings are recorded as incidents (with the action the policy "
+        "would have taken) but never change the response.",
     )
 
     @property

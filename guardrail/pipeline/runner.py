@@ -29,6 +29,9 @@ log = logging.getLogger("guardrail.pipeline")
 
 # Observer hooks (metrics) get (scanner_name, outcome, seconds); outcome is ok|timeout|error.
 ScanObserver = Callable[[str, str, float], None]
+# Failure hooks get (scanner_name, reason, fail_mode, enforcement): reason timeout|error,
+# fail_mode fail_open|fail_closed, enforcement enforce|monitor.
+FailureObserver = Callable[[str, str, str, str], None]
 
 
 @dataclass
@@ -40,6 +43,11 @@ class LoadedScanner:
     fail_mode: str
     available: bool
 
+    @property
+    def enforcement(self) -> str:
+        """``enforce`` or ``monitor``."""
+        return self.config.enforcement
+
 
 class ScannerCache:
     """Loads each distinct scanner config once per process, shared across policies."""
@@ -49,7 +57,9 @@ class ScannerCache:
         self._by_key: dict[str, tuple[Scanner | None, ScannerInfo, bool]] = {}
 
     def get(self, config: ScannerConfig) -> tuple[Scanner | None, ScannerInfo, bool]:
-        key = config.model_dump_json()
+        # enforcement decides when a scanner runs, not what it loads: an enforce and a
+        # monitor instance of the same config share one loaded scanner
+        key = config.model_dump_json(exclude={"enforcement"})
         hit = self._by_key.get(key)
         if hit is not None:
             return hit
@@ -79,11 +89,18 @@ class ScannerCache:
 
 
 class Pipeline:
-    """The scanners of one policy, ready to run."""
+    """The scanners of one policy, ready to run.
 
-    def __init__(self, policy: Policy, cache: ScannerCache, observer: ScanObserver | None = None):
+    :meth:`run` runs the enforce-mode scanners (the response waits for them and their actions
+    apply); :meth:`run_monitor` runs the monitor-mode ones, which the proxy calls in the
+    background after (or alongside) the release, so they never delay or change a response.
+    """
+
+    def __init__(self, policy: Policy, cache: ScannerCache, observer: ScanObserver | None = None,
+                 on_failure: FailureObserver | None = None):
         self.policy = policy
         self.observer = observer
+        self.on_failure = on_failure
         self.scanners: list[LoadedScanner] = []
         for cfg in policy.scanners:
             scanner, info, ok = cache.get(cfg)
@@ -101,37 +118,58 @@ class Pipeline:
         self.partition()
 
     def partition(self) -> None:
-        """Split loaded scanners into inline (run in turn, no task, no timeout: they never
-        await) and concurrent ones (each in a task under its timeout)."""
-        self._active = [s for s in self.scanners if s.scanner is not None]
+        """Split loaded scanners by enforcement, then into inline (run in turn, no task, no timeout:
+        they never await) and concurrent ones (each in a task under its timeout)."""
+        loaded = [s for s in self.scanners if s.scanner is not None]
+        self._active = [s for s in loaded if s.enforcement == "enforce"]
         self._inline = [s for s in self._active if getattr(s.scanner, "inline", False)]
         self._concurrent = [s for s in self._active if s not in self._inline]
+        self._monitors = [s for s in loaded if s.enforcement == "monitor"]
+        self._monitor_inline = [s for s in self._monitors if getattr(s.scanner, "inline", False)]
+        self._monitor_concurrent = [s for s in self._monitors if s not in self._monitor_inline]
+
+    @property
+    def monitored(self) -> list[str]:
+        """Names of the loaded monitor-mode scanners (empty: nothing runs after release)."""
+        return [s.info.name for s in self._monitors]
 
     @property
     def holdback_chars(self) -> int:
-        need = [s.scanner.holdback_chars for s in self.scanners if s.scanner is not None]
+        """Only enforce-mode scanners hold text back: monitor ones scan the whole text once
+        the stream has ended."""
+        need = [s.scanner.holdback_chars for s in self.scanners
+                if s.scanner is not None and s.enforcement == "enforce"]
         return max([self.policy.stream.holdback_chars, *need])
 
     def describe(self) -> list[dict[str, Any]]:
         return [
             {**s.info.as_dict(), "type": s.config.type, "loaded": s.available,
-             "fail_mode": s.fail_mode, "timeout_ms": int(s.timeout_s * 1000)}
+             "enforcement": s.enforcement, "fail_mode": s.fail_mode,
+             "timeout_ms": int(s.timeout_s * 1000)}
             for s in self.scanners
         ]
 
     async def run(self, ctx: ScanContext) -> Decision:
-        active = self._active
-        if not active or not ctx.text:
+        """The enforce-mode scanners' decision on ``ctx.text``."""
+        return await self._run(ctx, self._inline, self._concurrent)
+
+    async def run_monitor(self, ctx: ScanContext) -> Decision:
+        """The monitor-mode scanners' decision on ``ctx.text``: what the policy would have done
+        had they been enforced. The caller records it and never applies it."""
+        return await self._run(ctx, self._monitor_inline, self._monitor_concurrent)
+
+    async def _run(self, ctx: ScanContext, inline_scanners: list[LoadedScanner],
+                   others: list[LoadedScanner]) -> Decision:
+        if not (inline_scanners or others) or not ctx.text:
             return Decision(action=Action.ALLOW)
         # Inline scanners (pure CPU, microseconds) run in turn without task overhead; the
         # rest run concurrently.
-        inline = [await self._run_inline(s, ctx) for s in self._inline]
-        others = self._concurrent
+        inline = [await self._run_inline(s, ctx) for s in inline_scanners]
         if len(others) == 1:
             rest = [await self._run_one(others[0], ctx)]
         else:
             rest = list(await asyncio.gather(*(self._run_one(s, ctx) for s in others)))
-        active = [*self._inline, *others]
+        active = [*inline_scanners, *others]
         outcomes = [*inline, *rest]
         ruled: list[RuledFinding] = []
         failures: list[ScannerFailure] = []
@@ -162,8 +200,8 @@ class Pipeline:
         try:
             result = await loaded.scanner.scan(ctx)
         except Exception as exc:  # noqa: BLE001
-            log.exception("scanner %s failed", loaded.info.name)
-            return self._failure(loaded, "error", f"{type(exc).__name__}: {exc}"[:500], start)
+            return self._failure(loaded, ctx, "error", f"{type(exc).__name__}: {exc}"[:500],
+                                 start, exc)
         if self.observer:
             self.observer(loaded.info.name, "ok", time.perf_counter() - start)
         return result
@@ -174,28 +212,43 @@ class Pipeline:
         assert loaded.scanner is not None
         start = time.perf_counter()
         reason, message = "", ""
+        error: Exception | None = None
         try:
             async with asyncio.timeout(loaded.timeout_s):
                 result = await loaded.scanner.scan(ctx)
         except TimeoutError:
             reason, message = "timeout", f"no result within {loaded.timeout_s * 1000:.0f} ms"
         except Exception as exc:  # noqa: BLE001 - any scanner bug becomes a recorded failure
-            log.exception("scanner %s failed", loaded.info.name)
-            reason, message = "error", f"{type(exc).__name__}: {exc}"[:500]
+            reason, message, error = "error", f"{type(exc).__name__}: {exc}"[:500], exc
         else:
             if self.observer:
                 self.observer(loaded.info.name, "ok", time.perf_counter() - start)
             return result
-        return self._failure(loaded, reason, message, start)
+        return self._failure(loaded, ctx, reason, message, start, error)
 
     def _failure(
-        self, loaded: LoadedScanner, reason: str, message: str, start: float
+        self, loaded: LoadedScanner, ctx: ScanContext, reason: str, message: str, start: float,
+        error: Exception | None = None,
     ) -> ScannerFailure:
+        name = loaded.info.name
         if self.observer:
-            self.observer(loaded.info.name, reason, time.perf_counter() - start)
+            self.observer(name, reason, time.perf_counter() - start)
+        if self.on_failure:
+            self.on_failure(name, reason, loaded.fail_mode, loaded.enforcement)
+        # Never silent, never content: the exception's message may quote the text under scan,
+        # so the line names only its type (the message goes to the incident record, and the
+        # traceback to DEBUG).
+        log.warning(
+            "scanner failure: request_id=%s scanner=%s reason=%s fail_mode=%s enforcement=%s%s",
+            ctx.meta.request_id, name, reason, loaded.fail_mode, loaded.enforcement,
+            f" error={type(error).__name__}" if error is not None else "",
+        )
+        if error is not None:
+            log.debug("scanner %s traceback (request_id=%s)", name, ctx.meta.request_id,
+                      exc_info=error)
         closed = loaded.fail_mode == "fail_closed"
         return ScannerFailure(
-            scanner=loaded.info.name,
+            scanner=name,
             info=loaded.info,
             reason=reason,
             message=message,

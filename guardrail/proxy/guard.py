@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +20,16 @@ from guardrail.pipeline.types import (
 
 if TYPE_CHECKING:
     from guardrail.deps import AppState, Client
+    from guardrail.pipeline.runner import Pipeline
+
+log = logging.getLogger("guardrail.pipeline")
 
 
 @dataclass
 class Guarded:
     decision: Decision
     incident_ids: list[str]
+    ctx: ScanContext | None = None  # what was scanned, for the monitor-mode scanners after
 
 
 def _excerpt(text: str, decision: Decision, limit: int) -> str | None:
@@ -68,8 +74,15 @@ def incident_drafts(
     decision: Decision,
     findings: tuple[RuledFinding, ...] | None = None,
     extra: dict[str, Any] | None = None,
+    monitor: bool = False,
 ) -> list[IncidentDraft]:
-    """One draft for the decision (if it is not allow) plus one per scanner failure."""
+    """One draft for the decision (if it is not allow) plus one per scanner failure.
+
+    ``monitor``: the decision is a monitor-mode one, taken after the response was released.
+    Its drafts are kinds ``monitor`` / ``monitor_failure``, record the action the policy
+    would have taken, and say in their evidence that nothing was enforced."""
+    if monitor:
+        extra = {**(extra or {}), "enforcement": "monitor", "enforced": False}
     acting = tuple(r for r in (findings if findings is not None else decision.findings)
                    if r.action is not Action.ALLOW)
     if not acting and not decision.failures:
@@ -91,20 +104,22 @@ def incident_drafts(
         info = next((r.info for r in decision.results if r.scanner == lead.finding.scanner), None)
         action = Action.strongest([r.action for r in acting])
         drafts.append(IncidentDraft(
-            **common, kind="decision", action=action.value,
+            **common, kind="monitor" if monitor else "decision", action=action.value,
             scanner=lead.finding.scanner,
             backend=info.backend if info else None,
             model=info.model if info else None,
             model_version=info.model_version if info else None,
             category=lead.finding.category, score=float(lead.finding.score),
             threshold=lead.threshold, excerpt=excerpt,
-            review_status="pending_review" if action is Action.HOLD else "open",
+            # a monitor hold held nothing back: there is no response awaiting release
+            review_status="pending_review" if action is Action.HOLD and not monitor else "open",
             evidence={"findings": [_finding_evidence(r, text) for r in acting],
                       **(extra or {})},
         ))
     for f in decision.failures:
         drafts.append(IncidentDraft(
-            **common, kind="scanner_failure", action=f.action.value, scanner=f.scanner,
+            **common, kind="monitor_failure" if monitor else "scanner_failure",
+            action=f.action.value, scanner=f.scanner,
             backend=f.info.backend, model=f.info.model, model_version=f.info.model_version,
             category=f"scanner_{f.reason}", excerpt=None,
             evidence={"reason": f.reason, "message": f.message, "fail_mode": f.fail_mode,
@@ -125,7 +140,49 @@ async def guard_text(
     state: AppState, client: Client, meta: RequestMeta, text: str, stage: Stage,
     extra: dict[str, Any] | None = None,
 ) -> Guarded:
-    decision = await client.pipeline.run(ScanContext(text=text, meta=meta, stage=stage))
+    ctx = ScanContext(text=text, meta=meta, stage=stage)
+    decision = await client.pipeline.run(ctx)
     drafts = incident_drafts(state, client, meta, stage, text, decision, extra=extra)
     ids = await record(state, drafts) if drafts else []
-    return Guarded(decision, ids)
+    return Guarded(decision, ids, ctx)
+
+
+# -- monitor mode ----------------------------------------------------------------------------
+
+MonitorItem = tuple[ScanContext, dict[str, Any] | None]  # a text to scan + incident extras
+
+
+def monitor_note(pipeline: Pipeline) -> dict[str, Any] | None:
+    """For the response's ``guardrail`` annotation: which monitor-mode scanners run after
+    release. Their findings are never in the response and never change it."""
+    names = pipeline.monitored
+    if not names:
+        return None
+    return {"scanners": names, "status": "pending", "enforced": False}
+
+
+def monitor_after_release(
+    state: AppState, client: Client, meta: RequestMeta, items: list[MonitorItem]
+) -> None:
+    """Run the policy's monitor-mode scanners on ``items`` in a tracked background task (on
+    ``state.background``, drained at shutdown) and record what they find as incidents. Returns
+    at once: the response never waits for them."""
+    items = [(ctx, extra) for ctx, extra in items if ctx.text]
+    if not client.pipeline.monitored or not items:
+        return
+    try:
+        state.background.spawn(_monitor(state, client, meta, items),
+                               name=f"guardrail-monitor-{meta.request_id}")
+    except RuntimeError:  # no running event loop: a stream torn down outside it
+        log.warning("monitor scan not started: request_id=%s (no running event loop)",
+                    meta.request_id)
+
+
+async def _monitor(
+    state: AppState, client: Client, meta: RequestMeta, items: list[MonitorItem]
+) -> list[str]:
+    decisions = await asyncio.gather(*(client.pipeline.run_monitor(ctx) for ctx, _ in items))
+    drafts = [d for (ctx, extra), decision in zip(items, decisions, strict=True)
+              for d in incident_drafts(state, client, meta, ctx.stage, ctx.text, decision,
+                                       extra=extra, monitor=True)]
+    return await record(state, drafts) if drafts else []

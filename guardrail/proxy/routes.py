@@ -20,9 +20,15 @@ from guardrail.labelling.disclosure import (
     disclosure_field,
     disclosure_headers,
 )
-from guardrail.pipeline.types import Action, RequestMeta, Stage, detect_language
+from guardrail.pipeline.types import Action, RequestMeta, ScanContext, Stage, detect_language
 from guardrail.proxy import schemas
-from guardrail.proxy.guard import Guarded, guard_text
+from guardrail.proxy.guard import (
+    Guarded,
+    MonitorItem,
+    guard_text,
+    monitor_after_release,
+    monitor_note,
+)
 from guardrail.proxy.streaming import StreamGuard, relay
 from guardrail.proxy.upstream import forward_headers
 
@@ -119,6 +125,9 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
     disclosure = disclosure_field(policy, meta.upstream_model)
     if disclosure is not None:
         summary["disclosure"] = disclosure
+    monitoring = monitor_note(client.pipeline)
+    if monitoring is not None:
+        summary["monitor"] = monitoring
     headers = _guardrail_headers(meta, action, ids)
     headers.update(disclosure_headers(policy, meta.upstream_model, meta.request_id))
     notice = policy.labelling.notice.position != "off" and policy.labelling.disclosure
@@ -150,6 +159,10 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
         data["guardrail"] = summary
         content = json.dumps(data, ensure_ascii=False).encode()
     state.metrics.overhead.labels(route).observe(max(0.0, time.perf_counter() - t0 - up_s))
+    # monitor-mode scanners: in the background, on what the enforce ones scanned
+    monitor_after_release(state, client, meta,
+                          [(g.ctx, {"choice": f.choice, "field": list(f.path)})
+                           for f, g in zip(fields, results, strict=True) if g.ctx is not None])
     return Response(content=content, status_code=resp.status_code,
                     media_type="application/json", headers=headers)
 
@@ -176,6 +189,9 @@ async def _stream(request: Request, state: AppState, client: Client, meta: Reque
         total = time.perf_counter() - up0
         state.metrics.upstream_latency.labels(route).observe(total)
         state.metrics.decisions.labels(guard.action.value, client.policy.name).inc()
+        # monitor-mode scanners: the whole text of each choice, once, after the stream ended
+        # (however it ended: finished, stopped, or the client went away)
+        monitor_after_release(state, client, guard.meta, _streamed_texts(guard))
 
     async def body() -> Any:
         try:
@@ -189,6 +205,17 @@ async def _stream(request: Request, state: AppState, client: Client, meta: Reque
     headers.update(disclosure_headers(client.policy, meta.upstream_model, meta.request_id))
     headers["Cache-Control"] = "no-cache"
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+
+def _streamed_texts(guard: StreamGuard) -> list[MonitorItem]:
+    items: list[MonitorItem] = []
+    for st in guard.choices.values():
+        items.append((ScanContext(text=st.text, meta=guard.meta, stage=Stage.OUTPUT),
+                      {"choice": st.index, "streamed": True}))
+        for key, args in st.tool_args.items():
+            items.append((ScanContext(text=args, meta=guard.meta, stage=Stage.TOOL_ARGUMENTS),
+                          {"choice": st.index, "tool_call": key, "streamed": True}))
+    return items
 
 
 @router.post("/chat/completions")

@@ -29,7 +29,7 @@ from guardrail.pipeline.types import (
     Stage,
     detect_language,
 )
-from guardrail.proxy.guard import incident_drafts, record
+from guardrail.proxy.guard import incident_drafts, monitor_note, record
 
 if TYPE_CHECKING:
     from guardrail.deps import AppState, Client
@@ -304,6 +304,9 @@ class StreamGuard:
         disclosure = disclosure_field(self.policy, self.meta.upstream_model)
         if disclosure is not None:
             s["disclosure"] = disclosure
+        monitoring = monitor_note(self.client.pipeline)  # they scan after the stream ends
+        if monitoring is not None:
+            s["monitor"] = monitoring
         if message:
             s["message"] = message
         return s

@@ -62,7 +62,8 @@ def test_fail_mode_and_incident(make_server, mode, how, finish, action):
     if mode == "fail_open":
         assert resp.choices[0].message.content == "benign"
     metrics = server.state.metrics.render().decode()
-    assert f'guardrail_scanner_failures_total{{reason="{how}",scanner="flaky"}} 1.0' in metrics
+    assert (f'guardrail_scanner_failures_total{{enforcement="enforce",fail_mode="{mode}",'
+            f'reason="{how}",scanner="flaky"}} 1.0') in metrics
 
 
 def test_fail_closed_in_stream(make_server):

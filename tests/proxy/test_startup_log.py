@@ -26,10 +26,11 @@ def test_announce_names_backend_version_and_encoder(caplog: pytest.LogCaptureFix
             "model_version": "heads-sha256:0123456789ab",
             "details": {"encoder": "multilingual-e5-small on torch bf16"}}
     pii = {"name": "pii", "backend": "presidio", "model": None, "model_version": None,
-           "details": {}, "degraded": "ner model missing"}
+           "details": {}, "degraded": "ner model missing", "enforcement": "monitor"}
     with caplog.at_level(logging.INFO, logger="guardrail"):
         _announce(_state([harm, pii]))  # type: ignore[arg-type]
     text = caplog.text
-    assert ("scanner harm: backend=embedded model=models/harm version=heads-sha256:0123456789ab "
-            "encoder=multilingual-e5-small on torch bf16") in text
-    assert "scanner pii: backend=presidio model=- version=- DEGRADED: ner model missing" in text
+    assert ("scanner harm: enforcement=enforce backend=embedded model=models/harm "
+            "version=heads-sha256:0123456789ab encoder=multilingual-e5-small on torch bf16") in text
+    assert ("scanner pii: enforcement=monitor backend=presidio model=- version=- DEGRADED: ner "
+            "model missing") in text
