@@ -8,6 +8,9 @@
     ├── ScannerError
     │   ├── ScannerLoadError        a backend could not load (start-up)
     │   └── ScannerRuntimeError     a scan failed at run time
+    │       └── RemoteBackendError  a remote backend (moderation API, LLM judge) failed
+    │           ├── RemoteBackendTimeoutError  no answer in time
+    │           └── RemoteAnswerError          answered, but not in the expected form
     ├── StoreError                  incident store unreachable / failed
     └── ApiError                    rendered as OpenAI-style error JSON
         ├── BadRequestError         400 invalid_request_error
@@ -20,8 +23,9 @@
         ├── UpstreamTimeoutError    504
         └── ServiceUnavailableError 503
 
-:func:`map_upstream_exception` is the boundary for httpx; :func:`map_store_exception` for
-SQLAlchemy.
+:func:`map_upstream_exception` is the boundary for httpx (the upstream);
+:func:`map_remote_exception` for httpx in remote scanner backends; :func:`map_store_exception`
+for SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -59,6 +63,26 @@ class ScannerLoadError(ScannerError):
 
 class ScannerRuntimeError(ScannerError):
     pass
+
+
+class RemoteBackendError(ScannerRuntimeError):
+    """A remote scanner backend (a moderation endpoint, an LLM judge) failed: unreachable, an
+    HTTP error status, or an answer that cannot be read. Never read as "safe": the runner
+    records it and applies the scanner's ``on_error``. Messages name backend and host, never a
+    key."""
+
+    def __init__(self, backend: str, host: str, problem: str) -> None:
+        self.backend, self.host, self.problem = backend, host, problem
+        super().__init__(f"{backend} at {host}: {problem}")
+
+
+class RemoteBackendTimeoutError(RemoteBackendError):
+    """The remote backend did not answer within its own connect/request timeouts."""
+
+
+class RemoteAnswerError(RemoteBackendError):
+    """The remote backend answered, but not in the expected form (not JSON, fields missing,
+    an unexpected label)."""
 
 
 class StoreError(GuardrailError):
@@ -165,6 +189,19 @@ def map_upstream_exception(exc: Exception) -> ApiError:
     if isinstance(exc, httpx.TransportError):
         return UpstreamUnreachableError(f"upstream unreachable ({type(exc).__name__})")
     return UpstreamUnreachableError(f"upstream failed ({type(exc).__name__})")
+
+
+def map_remote_exception(exc: Exception, backend: str, host: str) -> RemoteBackendError:
+    """Translate an httpx exception raised while calling a remote scanner backend."""
+    import httpx
+
+    if isinstance(exc, RemoteBackendError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return RemoteBackendTimeoutError(backend, host, f"timed out ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        return RemoteBackendError(backend, host, f"unreachable ({type(exc).__name__})")
+    return RemoteBackendError(backend, host, f"request failed ({type(exc).__name__})")
 
 
 def map_store_exception(exc: Exception) -> StoreError:

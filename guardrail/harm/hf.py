@@ -186,4 +186,15 @@ def build_backend(kind: str, model: str | None, **kw: Any) -> Any:
         from guardrail.harm.embedded import EmbeddedBackend
 
         return EmbeddedBackend(Path(model) if model else None, **kw)
+    if kind in ("openai-moderation", "llm-judge"):
+        url = kw.pop("url", None)
+        if not url:
+            raise BackendLoadError(f"{kind} backend needs url (the server's base URL)")
+        if kind == "openai-moderation":
+            from guardrail.harm.openai_moderation import OpenAIModerationBackend
+
+            return OpenAIModerationBackend(url, model, **kw)
+        from guardrail.harm.llm_judge import LLMJudgeBackend
+
+        return LLMJudgeBackend(url, model, **kw)
     raise BackendLoadError(f"unknown backend {kind!r}")

@@ -9,6 +9,24 @@ scores out; see :mod:`guardrail.harm`):
 * ``detoxify``: the detoxify library, variant name or local checkpoint
   (``huggingface_config_path`` for offline loading).
 * ``transformers``: any HF sequence-classification model, labels mapped by ``label_map``.
+* ``openai-moderation``: any ``/v1/moderations`` endpoint (OpenAI's or compatible) at ``url``;
+  a scan's chunks go as one list ``input`` (``max_batch`` per request); ``category_scores``
+  map onto ours through :data:`guardrail.harm.taxonomy.OPENAI_MODERATION`
+  (:mod:`guardrail.harm.openai_moderation`).
+* ``llm-judge``: a Llama Guard 3 style judgement from any OpenAI-compatible
+  ``/v1/chat/completions`` endpoint at ``url`` (vLLM or Ollama serving Llama Guard 3; ``model``
+  is required); ``unsafe`` + S1-S14 codes map through
+  :data:`guardrail.harm.taxonomy.LLAMA_GUARD` (1.0 per flagged category and ``toxic``)
+  (:mod:`guardrail.harm.llm_judge`). Chunks default to 4000 characters (one request per chunk).
+
+The two remote backends are awaited on the event loop (no model thread, no micro-batcher):
+``api_key_env`` names the environment variable holding the key (never the key itself);
+``connect_timeout_ms`` and ``request_timeout_ms`` bound each request inside the policy's
+scanner timeout. An unreachable server, an HTTP error, a timeout or an answer that cannot be
+read raises :class:`guardrail.errors.RemoteBackendError` (never "safe"), which the runner records
+as a scanner failure under ``on_error``. ``load()`` needs no network (the server may start after
+the proxy); ``probe: true`` sends one small request at start-up and fails it (or, with
+``optional: true``, marks the scanner degraded) when the answer is unusable.
 
 Categories are those of :mod:`guardrail.harm.taxonomy` (hate, harassment, sexual, violence,
 self_harm, profanity, illicit, toxic); ``categories:`` in the policy sets per-category
@@ -24,10 +42,18 @@ Example policy entry::
       categories:
         profanity: {threshold: 0.7, action: flag}
         self_harm: {threshold: 0.5, action: block}
+
+    - type: harm
+      backend: openai-moderation
+      url: https://api.openai.com/v1
+      api_key_env: OPENAI_API_KEY
+      model: omni-moderation-latest
+      request_timeout_ms: 3000
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -48,17 +74,48 @@ from guardrail.pipeline.types import (
 )
 
 if TYPE_CHECKING:
+    from guardrail.harm.remote import AsyncHarmBackend
     from guardrail.runtime import Runtime
+
+REMOTE_BACKENDS = ("openai-moderation", "llm-judge")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class HarmConfig(ScannerConfig):
     type: Literal["harm"] = "harm"
-    backend: Literal["embedded", "detoxify", "transformers"] = "embedded"
+    backend: Literal["embedded", "detoxify", "transformers", "openai-moderation",
+                     "llm-judge"] = "embedded"
     model: str | None = Field(
         None,
         description="embedded: heads directory (default models/harm); detoxify: variant name "
-        "or .ckpt path; transformers: local directory or hub id.",
+        "or .ckpt path; transformers: local directory or hub id; openai-moderation: the model "
+        "asked for (e.g. omni-moderation-latest; unset = the server's default); llm-judge "
+        "(required): the name the chat endpoint serves the judge under (e.g. "
+        "meta-llama/Llama-Guard-3-8B on vLLM, llama-guard3 on Ollama).",
     )
+    url: str | None = Field(
+        None, description="openai-moderation / llm-judge: the server's base URL, e.g. "
+        "https://api.openai.com/v1 or http://127.0.0.1:11434/v1 (/moderations or "
+        "/chat/completions is appended; a URL already ending in it is used as is).")
+    api_key_env: str | None = Field(
+        None, description="openai-moderation / llm-judge: NAME of the environment variable "
+        "holding the API key (sent as a Bearer token). Never the key itself.")
+    connect_timeout_ms: float = Field(
+        2000.0, gt=0, le=600_000, description="openai-moderation / llm-judge: TCP/TLS connect "
+        "timeout of each request.")
+    request_timeout_ms: float = Field(
+        10_000.0, gt=0, le=600_000, description="openai-moderation / llm-judge: deadline of "
+        "each request, connect to last byte; the scanner's timeout_ms still bounds the scan.")
+    max_connections: int = Field(
+        16, ge=1, le=1024, description="openai-moderation / llm-judge: concurrent requests "
+        "(connection pool size) per event loop; more wait for a free connection.")
+    judge_input: Literal["prompt", "conversation"] = Field(
+        "prompt", description="llm-judge: `prompt` = we build the Llama Guard 3 prompt and send "
+        "it as one user message (any chat model); `conversation` = send [user, assistant] and "
+        "let the server's chat template build it (vLLM / Ollama serving Llama Guard 3).")
+    probe: bool = Field(
+        False, description="openai-moderation / llm-judge: send one small request at start-up "
+        "and fail to load when the answer is not usable. Off: start-up needs no network.")
     huggingface_config_path: str | None = Field(
         None, description="detoxify: directory with the base model's config + tokenizer."
     )
@@ -85,7 +142,8 @@ class HarmConfig(ScannerConfig):
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
-    max_batch: int = Field(16, ge=1, le=512)
+    max_batch: int = Field(16, ge=1, le=512, description="Chunks per model batch; "
+                           "openai-moderation: inputs per request.")
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_queue: int = Field(256, ge=1)
     reject_when_full: bool = Field(False, description="Fail fast instead of waiting for room.")
@@ -111,6 +169,34 @@ class HarmConfig(ScannerConfig):
                            self.rule_in(finding.evidence.get("language"), finding.category))
 
     @model_validator(mode="after")
+    def _remote_fields(self) -> HarmConfig:
+        remote = self.backend in REMOTE_BACKENDS
+        if not remote:
+            extra = [f for f in ("url", "api_key_env") if getattr(self, f) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only for the "
+                                 f"{' / '.join(REMOTE_BACKENDS)} backends")
+            return self
+        from guardrail.harm.remote import check_url
+
+        if not self.url:
+            raise ValueError(f"backend {self.backend} needs url (the server's base URL)")
+        problem = check_url(self.url)
+        if problem:
+            raise ValueError(problem)
+        if self.api_key_env is not None and not _ENV_NAME.fullmatch(self.api_key_env):
+            # never echo the value: it may be a key pasted in by mistake
+            raise ValueError("api_key_env must be the NAME of an environment variable "
+                             "(letters, digits, _), not the key")
+        if self.backend == "llm-judge":
+            if not self.model:
+                raise ValueError("backend llm-judge needs model (the judge's name on the "
+                                 "server, e.g. llama-guard3)")
+            if "chunk_chars" not in self.model_fields_set:
+                self.chunk_chars = 4000  # one request per chunk: judge whole answers
+        return self
+
+    @model_validator(mode="after")
     def _known_categories(self) -> HarmConfig:
         known = set(ALL_CATEGORIES)
         bad = set(self.categories) - known
@@ -130,6 +216,7 @@ class HarmScanner:
         self.runtime = runtime
         self.backend: Any = None
         self._pool: BatcherPool[str, dict[str, float]] | None = None
+        self._remote: AsyncHarmBackend | None = None
         # the lowest score any rule acts on (block, redact or flag tier): lower ones are noise
         rules = [config.threshold, *(r.threshold for r in config.categories.values())]
         by_lang = [r for rs in config.languages.values() for r in rs.values()]
@@ -153,6 +240,13 @@ class HarmScanner:
         elif c.backend == "embedded":
             kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder,
                   "precision": c.precision}
+        else:  # remote
+            kw = {"url": c.url, "api_key_env": c.api_key_env, "label_map": c.label_map or None,
+                  "connect_timeout_ms": c.connect_timeout_ms,
+                  "request_timeout_ms": c.request_timeout_ms,
+                  "max_connections": c.max_connections, "probe": c.probe}
+            kw |= ({"max_batch": c.max_batch} if c.backend == "openai-moderation"
+                   else {"judge_input": c.judge_input})
         try:
             backend = build_backend(c.backend, c.model, **kw)
             missing = backend.missing()
@@ -161,6 +255,10 @@ class HarmScanner:
             backend.load()
         except BackendLoadError as exc:
             raise ScannerLoadError(self.name, c.backend, c.model, str(exc)) from exc
+        from guardrail.harm.remote import AsyncHarmBackend
+
+        if isinstance(backend, AsyncHarmBackend):
+            return backend, None  # awaited on the event loop: no model thread, no batcher
         fn = getattr(backend, "predict_deep", None) if c.cascade else None
         pool: BatcherPool[str, dict[str, float]] = BatcherPool(
             fn or backend.predict, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
@@ -173,19 +271,23 @@ class HarmScanner:
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
             "cascade", "encoder", "precision", "zoom_from", "max_batch",
-            "max_wait_ms", "max_queue", "reject_when_full"})
+            "max_wait_ms", "max_queue", "reject_when_full", "url", "api_key_env",
+            "connect_timeout_ms", "request_timeout_ms", "max_connections", "judge_input",
+            "probe"})
         if self.runtime is not None:
             self.backend, self._pool = self.runtime.service(key, self._build)
         else:
             self.backend, self._pool = self._build()
+        if self._pool is None:
+            self._remote = self.backend
 
     def info(self) -> ScannerInfo:
         b = self.backend
+        model = (getattr(b, "model_dir", None) or getattr(b, "model", None)) if b else None
         return ScannerInfo(
             name=self.name,
             backend=self.config.backend,
-            model=(str(getattr(b, "model_dir", None) or getattr(b, "model", None))
-                   if b else self.config.model),
+            model=str(model) if model is not None else self.config.model,
             model_version=getattr(b, "version", None) if b else None,
             details={**(b.details() if b else {}), "chunk_chars": self.config.chunk_chars,
                      "max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms},
@@ -197,7 +299,10 @@ class HarmScanner:
 
     async def _score(self, texts: list[str]) -> list[dict[str, float]]:
         """Cascade: the cheap first stage runs inline (no queue, no thread hop) and settles
-        clearly benign chunks; only the rest of this output go to the model, in one batch."""
+        clearly benign chunks; only the rest of this output go to the model, in one batch.
+        Remote backends are awaited directly: they batch per request themselves."""
+        if self._remote is not None:
+            return await self._remote.apredict(texts)
         pre = getattr(self.backend, "prefilter", None)
         if pre is None or not self.backend.cascade:  # encoder: false implies the cascade
             return list(await self._pool.get().submit_many(texts))  # type: ignore[union-attr]
@@ -212,7 +317,7 @@ class HarmScanner:
 
     async def scan(self, ctx: ScanContext) -> ScanResult:
         start = time.perf_counter()
-        assert self._pool is not None, "load() first"
+        assert self._pool is not None or self._remote is not None, "load() first"
         spans = [(s, e) for s, e in chunk_spans(ctx.text, self.config.chunk_chars)]
         texts = [ctx.text[s:e].strip() for s, e in spans]
         findings: list[Finding] = []
