@@ -21,7 +21,7 @@ from guardrail.db import make_engine, upgrade
 from guardrail.deps import AppState
 from guardrail.errors import ApiError, UpstreamError
 from guardrail.incidents.store import IncidentStore
-from guardrail.metrics import Metrics
+from guardrail.metrics import Metrics, RouteLabels
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.policy import PolicySet
 from guardrail.proxy.scripted import ScriptedTransport
@@ -98,14 +98,14 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics_getter: Any) -> None:
         self.app = app
         self.metrics_getter = metrics_getter
+        self.routes = RouteLabels()  # by route template: arbitrary paths add no series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         metrics: Metrics = self.metrics_getter()
-        path = scope["path"]
-        route = path if path.startswith("/v1/") and path.count("/") <= 3 else "other"
+        route = self.routes.before(scope)
         rid = "req_" + uuid.uuid4().hex[:20]
         scope.setdefault("state", {})["request_id"] = rid
         status = {"code": 500}
@@ -125,7 +125,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_wrapped)
         finally:
             gauge.dec()
-            metrics.requests.labels(route, str(status["code"])).inc()
+            metrics.requests.labels(self.routes.after(scope), str(status["code"])).inc()
 
 
 def _error(exc: ApiError) -> Response:
@@ -148,7 +148,9 @@ def create_app(settings: Settings | None = None,
         await state.upstream.aclose()
         state.store.engine.dispose()
 
-    app = FastAPI(title="guardrail", version=__version__, lifespan=lifespan)
+    docs: dict[str, Any] = ({} if settings.api_docs else  # off unless asked for (development)
+                            {"docs_url": None, "redoc_url": None, "openapi_url": None})
+    app = FastAPI(title="guardrail", version=__version__, lifespan=lifespan, **docs)
     app.state.guardrail = state
 
     @app.exception_handler(ApiError)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 _LAT = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -61,3 +63,34 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+UNMATCHED_ROUTE = "other"
+
+
+class RouteLabels:
+    """Route labels for request metrics: the template of the route that served a request
+    (FastAPI puts the matched route in the ASGI scope, e.g.
+    ``/v1/guardrail/incidents/{incident_id}``), ``other`` for a path no route serves, so
+    arbitrary paths never create new series.
+
+    The in-flight gauge needs its label before routing: :meth:`before` matches the request
+    against the routes already seen (a route's very first request counts as ``other`` there).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[str, BaseRoute]] = {}  # by identity: bounded by the app
+
+    def before(self, scope: Scope) -> str:
+        for path, route in list(self._seen.values()):
+            if route.matches(scope)[0] is Match.FULL:
+                return path
+        return UNMATCHED_ROUTE
+
+    def after(self, scope: Scope) -> str:
+        route = scope.get("route")
+        path = getattr(route, "path", None)
+        if not isinstance(route, BaseRoute) or not isinstance(path, str):
+            return UNMATCHED_ROUTE
+        self._seen.setdefault(id(route), (path, route))
+        return path

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         "database, or ./.guardrail/index)."
     )
     max_body_bytes: int = 1_000_000
+    api_docs: bool = Field(
+        False, description="Serve /docs, /redoc and /openapi.json (development only; the "
+        "pages load their scripts from a CDN, so they are blank offline)."
+    )
     log_level: str = "info"
 
     @field_validator("policy_files", mode="before")

@@ -1,4 +1,9 @@
-"""Liveness, readiness (what actually runs) and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics.
+
+``/healthz`` and ``/readyz`` are public and say only whether the process is up and ready to
+serve (status code and ``{"status": ...}``). What actually runs (policies, scanners and their
+models, the upstream, labelling) is behind the admin key at ``/v1/guardrail/readyz``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from guardrail import __version__
-from guardrail.deps import State
+from guardrail.deps import AdminDep, AppState, State
 
 router = APIRouter(tags=["health"])
 
@@ -20,26 +25,40 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(state: State) -> Response:
-    checks: dict[str, Any] = {}
-    ok = True
+async def _store_check(state: AppState) -> dict[str, Any]:
     try:
         await anyio.to_thread.run_sync(state.store.ping)
-        checks["store"] = {"ok": True, "dialect": state.store.engine.dialect.name}
     except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
-        ok = False
-        checks["store"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, "dialect": state.store.engine.dialect.name}
+
+
+def _status(ok: bool) -> tuple[str, int]:
+    return ("ready", 200) if ok else ("not_ready", 503)
+
+
+@router.get("/readyz")
+async def readyz(state: State) -> Response:
+    """Ready or not, and nothing more (details: ``/v1/guardrail/readyz`` with the admin key)."""
+    status, code = _status((await _store_check(state))["ok"])
+    return JSONResponse({"status": status}, status_code=code)
+
+
+@router.get("/v1/guardrail/readyz")
+async def readyz_details(state: State, _admin: AdminDep) -> Response:
+    """Readiness with what actually runs: policies, scanners, upstream, auth, labelling."""
+    store = await _store_check(state)
     policies: dict[str, dict[str, Any]] = {}
     for name, pipe in state.pipelines.items():
         policies[name] = {"version": pipe.policy.version, "system": pipe.policy.system,
                           "holdback_chars": pipe.holdback_chars, "scanners": pipe.describe()}
     degraded = [s["name"] for p in policies.values() for s in p["scanners"]
                 if s.get("degraded") or not s.get("loaded", True)]
+    status, code = _status(store["ok"])
     body = {
-        "status": "ready" if ok else "not_ready",
+        "status": status,
         "version": __version__,
-        "checks": checks,
+        "checks": {"store": store},
         "default_policy": state.policies.default,
         "policies": policies,
         "degraded_scanners": sorted(set(degraded)),
@@ -48,7 +67,7 @@ async def readyz(state: State) -> Response:
                  "admin_enabled": state.settings.admin_key is not None},
         **{k: v for k, v in state.extras.items() if k.startswith("ready_")},
     }
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=code)
 
 
 @router.get("/metrics")

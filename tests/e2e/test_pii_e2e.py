@@ -76,7 +76,8 @@ def test_pii_redacted_non_streaming_and_streaming(srv):
 def test_readyz_shows_pii_mode_and_recognizers(srv):
     import httpx
 
-    body = httpx.get(srv.root_url + "/readyz").json()
+    body = httpx.get(srv.root_url + "/v1/guardrail/readyz",
+                     headers={"Authorization": f"Bearer {srv.admin_key}"}).json()
     pipe = body["policies"]["default"]
     assert pipe["holdback_chars"] >= 64
     (pii,) = [s for s in pipe["scanners"] if s["name"] == "pii"]

@@ -216,7 +216,9 @@ def test_metrics_and_readyz(server):
     assert "guardrail_overhead_seconds_bucket" in metrics
     assert "guardrail_upstream_latency_seconds_bucket" in metrics
     assert 'guardrail_incidents_total{action="block",kind="decision"}' in metrics
-    ready = httpx.get(server.root_url + "/readyz").json()
+    assert httpx.get(server.root_url + "/readyz").json() == {"status": "ready"}
+    ready = httpx.get(server.root_url + "/v1/guardrail/readyz",
+                      headers={"Authorization": f"Bearer {server.admin_key}"}).json()
     assert ready["status"] == "ready"
     scanners = ready["policies"]["default"]["scanners"]
     assert {s["name"] for s in scanners} == {"banned", "secrets"}

@@ -208,7 +208,8 @@ async def test_monitor_timeout_is_recorded_logged_and_counted_and_changes_nothin
 
 async def test_readyz_shows_each_scanners_enforcement(open_app):
     async with open_app() as (client, _state, _gated):
-        ready = (await client.get("/readyz")).json()
+        ready = (await client.get("/v1/guardrail/readyz",
+                                  headers={"Authorization": "Bearer admin-test-key"})).json()
     modes = {s["name"]: s["enforcement"] for s in ready["policies"]["default"]["scanners"]}
     assert modes == {"ban": "enforce", "watch": "monitor"}
 

@@ -25,7 +25,7 @@ def scripted(tmp_path):
         "  - {type: denylist, name: secrets, action: redact, category: credential,\n"
         "     patterns: ['sk-[a-z0-9]{20,}']}\n")
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/s.db", policy_dir=pdir,
-                              upstream_url=None, api_keys=[], admin_key=None))
+                              upstream_url=None, api_keys=[], admin_key="admin-k"))
     srv = ThreadedServer(app).start()
     yield srv, app
     srv.stop()
@@ -51,6 +51,7 @@ def test_readyz_says_scripted(scripted):
     import httpx
 
     srv, _ = scripted
-    ready = httpx.get(srv.url + "/readyz").json()
+    ready = httpx.get(srv.url + "/v1/guardrail/readyz",
+                      headers={"Authorization": "Bearer admin-k"}).json()
     assert ready["upstream"]["scripted"] is True
     assert ready["auth"]["dev_mode"] is True
