@@ -24,6 +24,7 @@ from guardrail.incidents.store import IncidentStore
 from guardrail.metrics import Metrics, RouteLabels
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.policy import PolicySet
+from guardrail.proxy.image_fetch import ImageFetcher
 from guardrail.proxy.scripted import ScriptedTransport
 from guardrail.proxy.upstream import UpstreamClient
 from guardrail.runtime import Runtime
@@ -57,7 +58,8 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     )
     state = AppState(settings=settings, runtime=runtime, store=store, policies=policies,
                      pipelines=pipelines, upstream=upstream, metrics=metrics,
-                     extras={"scripted": scripted})
+                     extras={"scripted": scripted, "image_fetcher": ImageFetcher.from_settings(
+                         settings, ScriptedTransport() if scripted else transport)})
     metrics.background_tasks.set_function(lambda: len(state.background))
     from guardrail.labelling.service import setup_labelling
 
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None,
         # monitor-mode scans still running write their incidents before the store closes
         await state.background.drain()
         await state.upstream.aclose()
+        await state.extras["image_fetcher"].aclose()
         state.store.engine.dispose()
 
     docs: dict[str, Any] = ({} if settings.api_docs else  # off unless asked for (development)

@@ -128,13 +128,28 @@ class Settings(BaseSettings):
         "database, or ./.guardrail/index)."
     )
     max_body_bytes: int = 1_000_000
+    image_fetch_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts, besides the upstream's own, that image URLs in upstream responses "
+        "may be fetched from: `host` (any port), `host:port` or `*.domain`, comma separated.",
+    )
+    image_fetch_private_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Image hosts (same forms) allowed to resolve to private, loopback or "
+        "reserved addresses, e.g. a self-hosted upstream; link-local never is.",
+    )
+    image_fetch_timeout_s: float = Field(10.0, gt=0, description="Whole image fetch, "
+                                         "resolution and redirects included.")
+    image_fetch_max_redirects: int = Field(3, ge=0, description="Redirect hops followed, "
+                                           "each checked like the first URL (0: none).")
     api_docs: bool = Field(
         False, description="Serve /docs, /redoc and /openapi.json (development only; the "
         "pages load their scripts from a CDN, so they are blank offline)."
     )
     log_level: str = "info"
 
-    @field_validator("policy_files", mode="before")
+    @field_validator("policy_files", "image_fetch_hosts", "image_fetch_private_hosts",
+                     mode="before")
     @classmethod
     def _csv(cls, v: object) -> object:
         return _split(v)

@@ -26,7 +26,6 @@ from guardrail.errors import (
     BadRequestError,
     NotFoundError,
     ServiceUnavailableError,
-    UpstreamTimeoutError,
     UpstreamUnreachableError,
 )
 from guardrail.incidents.store import IncidentDraft
@@ -40,11 +39,11 @@ from guardrail.labelling.c2pa_images import (
 from guardrail.labelling.disclosure import disclosure_field, disclosure_headers
 from guardrail.labelling.service import LabellingService, get_labelling
 from guardrail.pipeline.types import Stage
+from guardrail.proxy.image_fetch import ImageFetcher
 from guardrail.proxy.schemas import read_body
 from guardrail.proxy.upstream import forward_headers
 
 router = APIRouter(prefix="/v1", tags=["images"])
-
 
 
 class UpstreamBadImageError(UpstreamUnreachableError):
@@ -67,31 +66,12 @@ def _request_id(request: Request) -> str:
     return getattr(request.state, "request_id", None) or "req_" + uuid.uuid4().hex[:20]
 
 
-async def _fetch(state: AppState, url: str, limit: int) -> bytes:
-    """Fetch an image the upstream returned by URL (the upstream key is never sent)."""
-    if not url.startswith(("http://", "https://")):
-        raise ImageError(f"upstream image URL is not http(s): {url[:80]!r}")
-    http: httpx.AsyncClient = state.upstream.client
-    try:
-        async with http.stream("GET", url) as resp:
-            if resp.status_code >= 400:
-                raise UpstreamUnreachableError(
-                    f"fetching the upstream image failed: HTTP {resp.status_code}",
-                    code="upstream_image_fetch_failed")
-            chunks, size = [], 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise ImageError(f"upstream image is over the {limit}-byte limit")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.TimeoutException:
-        raise UpstreamTimeoutError("fetching the upstream image timed out",
-                                   code="upstream_image_fetch_timeout") from None
-    except httpx.HTTPError as exc:
-        raise UpstreamUnreachableError(
-            f"fetching the upstream image failed ({type(exc).__name__})",
-            code="upstream_image_fetch_failed") from None
+async def _fetch(state: AppState, client: Client, url: str, limit: int) -> bytes:
+    """Fetch an image the upstream returned by URL: only from the answering upstream's host or
+    the allow-list, never from a non-public address (``guardrail.proxy.image_fetch``). The
+    upstream key is never sent."""
+    fetcher: ImageFetcher = state.extras["image_fetcher"]
+    return await fetcher.fetch(url, limit, client.policy.upstream or state.upstream.base_url)
 
 
 async def _sign_item(
@@ -108,7 +88,7 @@ async def _sign_item(
                 raise ImageError("b64_json is not valid base64") from None
         elif isinstance(item.get("url"), str):
             source = "url"
-            data = await _fetch(state, item["url"], cfg.max_image_bytes)
+            data = await _fetch(state, client, item["url"], cfg.max_image_bytes)
         else:
             raise ImageError("the upstream item has neither b64_json nor url")
         if not cfg.sign:
@@ -128,7 +108,10 @@ async def _incident(state: AppState, client: Client, route: str, request_id: str
     categories: dict[type[Exception], str] = {
         ImageError: "upstream_bad_image", TimestampAuthorityError: "tsa_failed",
         SigningError: "signing_failed"}
-    category = categories.get(type(f.error), "upstream_image_fetch_failed")
+    if isinstance(f.error, ApiError):  # fetch refused / failed / timed out: its own code
+        category = f.error.code or "upstream_image_fetch_failed"
+    else:
+        category = categories.get(type(f.error), "upstream_bad_image")
     policy = client.policy
     draft = IncidentDraft(
         request_id=request_id, system_id=policy.system, policy_name=policy.name,

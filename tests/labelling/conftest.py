@@ -80,7 +80,7 @@ def build_app(tmp: Path, pki: PkiPaths, upstream_pki: PkiPaths, policy: str = PO
     fake = FakeImageUpstream(presign=presigner(upstream_pki))
     settings = Settings(database_url=f"sqlite:///{tmp}/g.db", policy_dir=tmp / "policies",
                         upstream_url="http://upstream.test/v1", upstream_api_key="sk-up",
-                        api_keys=[CLIENT_KEY])
+                        api_keys=[CLIENT_KEY], image_fetch_hosts=["images.upstream.test"])
     app = create_app(settings, transport=httpx.MockTransport(fake.handler))
     paths = set(app.openapi()["paths"])
     assert {"/v1/images/generations", "/v1/images/edits", "/v1/guardrail/verify"} <= paths
