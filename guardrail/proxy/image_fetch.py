@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -153,6 +154,7 @@ class ImageFetcher:
         max_redirects: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.allowed = [HostRule.parse(h) for h in allowed_hosts]
         self.private = [HostRule.parse(h) for h in private_hosts]
@@ -161,7 +163,7 @@ class ImageFetcher:
         self.pinned = transport is None  # real sockets: resolve, check, connect to the check
         self.resolver = resolver or system_resolver
         self.client = httpx.AsyncClient(
-            transport=transport, follow_redirects=False, trust_env=False,
+            transport=transport, follow_redirects=False, trust_env=False, verify=verify,
             timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
         )

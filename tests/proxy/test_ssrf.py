@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from guardrail.proxy.image_fetch import HostRule, ImageFetcher, address_problem
+from guardrail.proxy.image_fetch import HostRule, ImageFetcher, ImageFetchError, address_problem
 from tests.labelling.fakes import make_image
 
 PNG = make_image("png")
@@ -49,6 +56,9 @@ class _Server(ThreadingHTTPServer):
     def verify_request(self, request: Any, client_address: Any) -> bool:
         self.connections.append(client_address)  # any connection at all, request or not
         return True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a refused TLS handshake is expected in one test; assertions say what happened
 
     @property
     def origin(self) -> str:
@@ -303,3 +313,59 @@ def test_host_rules() -> None:
         HostRule.parse("https://x.test/path")
     with pytest.raises(ValueError):
         ImageFetcher(allowed_hosts=["a b/c?d"])
+
+
+def _tls_server(name: str) -> tuple[_Server, ssl.SSLContext]:
+    """An HTTPS image server on 127.0.0.1 whose certificate names ``name`` (its own CA)."""
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ssrf test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now)
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tmp / "leaf.pem", tmp / "key.pem")
+    srv = _Server("127.0.0.1", _Handler)
+    srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    client_ctx = ssl.create_default_context(cadata=ca.public_bytes(
+        serialization.Encoding.PEM).decode())
+    return srv, client_ctx
+
+
+async def test_tls_to_the_checked_address_verifies_the_name() -> None:
+    """https: guardrail connects to the resolved address, and TLS (SNI and the certificate
+    check) is still about the URL's name, not the address."""
+    srv, trust = _tls_server("img.internal.test")
+    port = srv.server_address[1]
+
+    async def resolver(host: str, _port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    hosts = ["img.internal.test", "other.internal.test"]
+    fetcher = ImageFetcher(allowed_hosts=hosts, private_hosts=hosts, resolver=resolver,
+                           verify=trust)
+    try:
+        data = await fetcher.fetch(f"https://img.internal.test:{port}/img.png", 10**6)
+        assert data == PNG
+        assert srv.requests[-1]["host"] == f"img.internal.test:{port}"
+        # same address, another name: the certificate does not name it, so no image
+        with pytest.raises(ImageFetchError, match="ConnectError"):
+            await fetcher.fetch(f"https://other.internal.test:{port}/img.png", 10**6)
+    finally:
+        await fetcher.aclose()
+        srv.shutdown()
+        srv.server_close()
