@@ -25,16 +25,18 @@ class StreamSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     holdback_chars: int = Field(
-        48, ge=0, le=20000,
-        description="Minimum trailing characters kept unreleased (scanners may need more).",
+        0, ge=0, le=20000,
+        description="A floor: trailing characters always kept unreleased. Scanners hold what "
+        "they could still need on top (each says how far the text is safe to release).",
     )
     scan_every_chars: int = Field(
         32, ge=1, le=20000, description="Scan when this many new characters have arrived."
     )
     first_release_chars: int = Field(
         32, ge=1, le=20000,
-        description="The first scan runs once this many characters lie beyond the hold-back "
-        "window (scans before that could release nothing), so the first token reaches the "
+        description="The first scan runs once this many characters lie beyond the fixed "
+        "hold-back (the floor and scanners without a text-based bound), and scans repeat every "
+        "this many characters until something is released, so the first token reaches the "
         "client as soon as possible; later scans follow scan_every_chars.",
     )
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from guardrail.corpus.minhash import IndexParams, band_keys, window_signatures
 from guardrail.corpus.segment import Segment, build_segment, merge_segments
+from guardrail.corpus.shingles import contains
 from guardrail.corpus.text import Tokens
 
 log = logging.getLogger("guardrail.corpus")
@@ -42,6 +43,8 @@ class Snapshot:
     live: tuple[np.ndarray, ...] = ()
     mtime_ns: int = 0
     works: int = 0  # live works
+    # per segment: sorted unique shingle hashes of its live works
+    shingles: tuple[np.ndarray, ...] = ()
 
     @property
     def windows(self) -> int:
@@ -115,14 +118,16 @@ class CorpusIndex:
             )
         old = {s.name: s for s in self._snap.segments}
         segs = tuple(
-            old.get(n) or Segment.load(self.directory / n, self.preload) for n in data["segments"]
+            old.get(n) or Segment.load(self.directory / n, self.preload, self.params.shingle)
+            for n in data["segments"]
         )
         deleted = frozenset(int(w) for w in data.get("deleted", []))
         live = tuple(
             np.array([int(w) not in deleted for w in s.work_ids], dtype=bool) for s in segs
         )
         works = sum(int(m.sum()) for m in live)
-        self._snap = Snapshot(segs, deleted, live, mtime, works)
+        shingles = tuple(s.live_shingles(m) for s, m in zip(segs, live, strict=True))
+        self._snap = Snapshot(segs, deleted, live, mtime, works, shingles)
 
     def refresh(self) -> None:
         """Pick up another process's publication. Never waits: while one thread loads a new
@@ -154,6 +159,7 @@ class CorpusIndex:
             "windows": snap.windows,
             "works": snap.works,
             "deleted_works": len(snap.deleted),
+            "shingles": sum(int(a.shape[0]) for a in snap.shingles),
             "load_seconds": round(self.load_seconds, 4),
             "params": self.params.as_dict(),
         }
@@ -221,6 +227,12 @@ class CorpusIndex:
             shutil.rmtree(self.directory / n, ignore_errors=True)
 
     # ----------------------------------------------------------------- querying
+    def registered_shingles(self, hashes: np.ndarray) -> np.ndarray:
+        """Which of ``hashes`` (shingle hashes, ``params.shingle`` tokens each) occur in any
+        live registered work: a boolean mask, from the current snapshot (never reloads, so
+        it is safe to call on the event loop; microseconds for a stream window)."""
+        return contains(self._snap.shingles, hashes)
+
     def candidates(self, tokens: Tokens, max_works: int = 8) -> list[Candidate]:
         """Regions of registered works whose windows collide with the output's windows.
 

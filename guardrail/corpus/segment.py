@@ -12,9 +12,12 @@ resident:
 - ``win.npy``   (3, N) uint32: work index, first and last+1 character of each window
 - ``text.npy``  uint32 code points of the segment's works, back to back (for verification)
 - ``works.json`` work ids and where each work's text lies in ``text.npy``
+- ``shingles.npy`` uint32 sorted unique shingle hashes of each work, back to back, and
+  ``shingle_offsets.npy`` (works + 1) int64: where each work's run starts (for
+  :mod:`guardrail.corpus.shingles`; segments written before it are shingled when opened)
 
 Per window that is 8 bytes per band (336 B at 42 bands) + ~2 B per band of directory
-(~90 B) + 12 B, plus the text.
+(~90 B) + 12 B, plus the text and ~4 B per distinct shingle of each work.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from guardrail.corpus.minhash import IndexParams, band_keys, window_signatures
+from guardrail.corpus.shingles import pack, text_shingles, union, work_shingles
 from guardrail.corpus.text import tokenize
 
 _MAX_RUN = 64  # entries read per matching key: bounds the cost of a very common band key
@@ -45,13 +50,45 @@ class Segment:
     work_ids: np.ndarray  # int64, per work index
     work_offsets: np.ndarray  # int64, start of each work's text in ``text``
     work_lengths: np.ndarray
+    shingle_k: int = 3
+    shingles: np.ndarray | None = None  # uint32, each work's sorted unique shingles
+    shingle_offsets: np.ndarray | None = None  # int64, works + 1
+    _live_sets: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False,
+                                                compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return int(self.win.shape[1])
 
+    def work_shingles(self, widx: int) -> np.ndarray:
+        """Sorted unique shingle hashes of the work with index ``widx``."""
+        self._ensure_shingles()
+        assert self.shingles is not None and self.shingle_offsets is not None
+        a, b = int(self.shingle_offsets[widx]), int(self.shingle_offsets[widx + 1])
+        return self.shingles[a:b]
+
+    def _ensure_shingles(self) -> None:
+        """Segments written before shingles were stored: shingle their text once, in memory."""
+        with self._lock:
+            if self.shingles is None or self.shingle_offsets is None:
+                per = [text_shingles(self.work_text(w), self.shingle_k)
+                       for w in range(self.work_ids.shape[0])]
+                self.shingles, self.shingle_offsets = pack(per)
+
+    def live_shingles(self, live: np.ndarray) -> np.ndarray:
+        """One sorted array of the shingles of the works ``live`` marks (cached per mask)."""
+        key = np.asarray(live, dtype=bool).tobytes()
+        hit = self._live_sets.get(key)
+        if hit is None:
+            self._ensure_shingles()
+            hit = union([self.work_shingles(w) for w in np.nonzero(live)[0].tolist()])
+            self._live_sets.clear()  # one mask is current at a time
+            self._live_sets[key] = hit
+        return hit
+
     @classmethod
-    def load(cls, path: Path, preload: bool = True) -> Segment:
+    def load(cls, path: Path, preload: bool = True, shingle_k: int = 3) -> Segment:
         """Open a segment. ``preload`` reads the LSH arrays into memory (~350 B per window;
         a query then never waits on a page fault); the text stays memory-mapped."""
         meta = json.loads((path / "works.json").read_text())
@@ -63,6 +100,7 @@ class Segment:
                 out = np.load(path / f"{name}.npy", mmap_mode="r")
             return out
 
+        stored = (path / "shingles.npy").exists() and (path / "shingle_offsets.npy").exists()
         return cls(
             name=path.name,
             keys=arr("keys"),
@@ -73,6 +111,9 @@ class Segment:
             work_ids=np.asarray(meta["work_ids"], dtype=np.int64),
             work_offsets=np.asarray(meta["offsets"], dtype=np.int64),
             work_lengths=np.asarray(meta["lengths"], dtype=np.int64),
+            shingle_k=shingle_k,
+            shingles=np.load(path / "shingles.npy") if stored else None,
+            shingle_offsets=np.load(path / "shingle_offsets.npy") if stored else None,
         )
 
     def work_text(self, widx: int, start: int = 0, end: int | None = None) -> str:
@@ -127,11 +168,14 @@ def build_segment(
     keys_parts: list[np.ndarray] = []
     win_parts: list[np.ndarray] = []
     texts: list[np.ndarray] = []
+    shingles: list[np.ndarray] = []
     offsets: list[int] = []
     lengths: list[int] = []
     off = 0
     for widx, (_, text) in enumerate(works):
-        w = window_signatures(tokenize(text), params, params.stride_units)
+        tokens = tokenize(text)
+        w = window_signatures(tokens, params, params.stride_units)
+        shingles.append(work_shingles(tokens, params.shingle))
         keys_parts.append(band_keys(w.signatures, params))
         win_parts.append(
             np.vstack(
@@ -149,7 +193,7 @@ def build_segment(
     win = np.concatenate(win_parts, axis=1) if win_parts else np.zeros((3, 0), np.uint32)
     text_arr = np.concatenate(texts) if texts else np.zeros(0, np.uint32)
     ids = [w for w, _ in works]
-    name, _ = write_segment(directory, keys, win, text_arr, ids, offsets, lengths)
+    name, _ = write_segment(directory, keys, win, text_arr, ids, offsets, lengths, shingles)
     return name, {w: int(p.shape[1]) for w, p in zip(ids, win_parts, strict=True)}
 
 
@@ -172,8 +216,10 @@ def write_segment(
     work_ids: list[int],
     offsets: list[int],
     lengths: list[int],
+    shingles: list[np.ndarray] | None = None,
 ) -> tuple[str, int]:
-    """Sort ``keys`` ((N, bands), unsorted) per band and write everything atomically."""
+    """Sort ``keys`` ((N, bands), unsorted) per band and write everything atomically.
+    ``shingles``: each work's sorted unique shingle hashes (omitted: none stored)."""
     name = f"seg-{uuid.uuid4().hex[:12]}"
     tmp = directory / f".{name}.tmp"
     tmp.mkdir(parents=True)
@@ -191,6 +237,10 @@ def write_segment(
         np.save(tmp / "dir.npy", directory_of(sorted_keys))
         np.save(tmp / "win.npy", win.astype(np.uint32))
         np.save(tmp / "text.npy", text.astype(np.uint32))
+        if shingles is not None:
+            flat, offs = pack(shingles)
+            np.save(tmp / "shingles.npy", flat)
+            np.save(tmp / "shingle_offsets.npy", offs)
         (tmp / "works.json").write_text(
             json.dumps({"work_ids": work_ids, "offsets": offsets, "lengths": lengths})
         )
@@ -207,6 +257,7 @@ def write_segment(
 def merge_segments(directory: Path, segments: list[Segment], deleted: set[int]) -> tuple[str, int]:
     """One segment holding every live work of ``segments`` (drops deleted works)."""
     keys_parts, win_parts, texts = [], [], []
+    shingles: list[np.ndarray] = []
     work_ids: list[int] = []
     offsets: list[int] = []
     lengths: list[int] = []
@@ -227,6 +278,7 @@ def merge_segments(directory: Path, segments: list[Segment], deleted: set[int]) 
         for widx in np.nonzero(live)[0]:
             o, ln = int(seg.work_offsets[widx]), int(seg.work_lengths[widx])
             texts.append(np.asarray(seg.text[o : o + ln]))
+            shingles.append(seg.work_shingles(int(widx)))
             work_ids.append(int(seg.work_ids[widx]))
             offsets.append(off)
             lengths.append(ln)
@@ -235,4 +287,4 @@ def merge_segments(directory: Path, segments: list[Segment], deleted: set[int]) 
     keys = np.concatenate(keys_parts) if keys_parts else np.zeros((0, bands), np.uint32)
     win = np.concatenate(win_parts, axis=1) if win_parts else np.zeros((3, 0), np.int64)
     text = np.concatenate(texts) if texts else np.zeros(0, np.uint32)
-    return write_segment(directory, keys, win, text, work_ids, offsets, lengths)
+    return write_segment(directory, keys, win, text, work_ids, offsets, lengths, shingles)

@@ -120,3 +120,23 @@ class Scanner(Protocol):
 
     async def scan(self, ctx: ScanContext) -> ScanResult:
         """Scan ``ctx.text``; never mutate it."""
+
+
+@runtime_checkable
+class ReleaseBounded(Protocol):
+    """Optional part of the contract: a scanner that says, from the text itself, how far a
+    stream may be released (instead of a fixed :attr:`Scanner.holdback_chars` window)."""
+
+    def safe_release(self, text: str, scanned_upto: int) -> int:
+        """Offset into ``text`` up to which this scanner is satisfied: no finding it could make
+        once more text follows would include anything before it. ``text[:scanned_upto]`` has
+        just been scanned by this scanner (the relay's window: released context, then held
+        text). At most ``scanned_upto``; must be cheap (it runs after every stream scan)."""
+
+
+def release_bound(scanner: Scanner, text: str, scanned_upto: int) -> int:
+    """:meth:`ReleaseBounded.safe_release` where the scanner has it, else everything but its
+    fixed :attr:`Scanner.holdback_chars` window."""
+    if isinstance(scanner, ReleaseBounded):
+        return min(scanned_upto, scanner.safe_release(text, scanned_upto))
+    return scanned_upto - scanner.holdback_chars

@@ -141,6 +141,38 @@ class Pipeline:
                 if s.scanner is not None and s.enforcement == "enforce"]
         return max([self.policy.stream.holdback_chars, *need])
 
+    @property
+    def release_floor(self) -> int:
+        """Trailing characters a stream holds whatever the text: the policy's
+        ``stream.holdback_chars`` and the fixed window of each scanner that cannot bound its
+        release by the text (no ``safe_release``)."""
+        from guardrail.pipeline.protocol import ReleaseBounded
+
+        need = [s.scanner.holdback_chars for s in self._active
+                if s.scanner is not None and not isinstance(s.scanner, ReleaseBounded)]
+        return max([self.policy.stream.holdback_chars, *need])
+
+    def safe_release(self, text: str, scanned_upto: int) -> int:
+        """How far a stream may be released: the smallest offset into ``text`` (just scanned
+        up to ``scanned_upto``) that any scanner allows
+        (:func:`~guardrail.pipeline.protocol.release_bound`), and never within the policy's
+        ``stream.holdback_chars`` of the end. A bound that raises falls back to the
+        scanner's fixed window."""
+        from guardrail.pipeline.protocol import release_bound
+
+        bound = scanned_upto - self.policy.stream.holdback_chars
+        for s in self._active:
+            if s.scanner is None:
+                continue
+            try:
+                b = release_bound(s.scanner, text, scanned_upto)
+            except Exception as exc:  # noqa: BLE001 - a bound bug must not end the stream
+                log.warning("scanner %s: safe_release failed (%s); holding its fixed window",
+                            s.info.name, type(exc).__name__)
+                b = scanned_upto - s.scanner.holdback_chars
+            bound = min(bound, b)
+        return max(0, bound)
+
     def describe(self) -> list[dict[str, Any]]:
         return [
             {**s.info.as_dict(), "type": s.config.type, "loaded": s.available,

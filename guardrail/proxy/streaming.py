@@ -1,12 +1,18 @@
-"""SSE relay with a hold-back window.
+"""SSE relay that holds back only what a scanner could still need.
 
 Per choice, content deltas are queued with their character offsets. When enough new text has
-arrived the pipeline scans a window (the already-released tail as overlap + everything held),
-so a match split across chunks is seen whole. Text is released only up to
-``len(text) - holdback`` (never inside a pending redaction), so a match that starts in held
-text can still be completed by the next chunk before anything of it leaves. Events whose text
-needs no change are re-emitted byte-for-byte; redacted ones are rewritten. On block/hold the
-stream ends with a ``finish_reason: "content_filter"`` chunk, then ``[DONE]``.
+arrived the pipeline scans a window (the already-released tail as context + everything held),
+so a match split across chunks is seen whole. Text is then released only up to the offset
+every scanner calls safe (:meth:`guardrail.pipeline.runner.Pipeline.safe_release`: the IP
+scanner up to where no shingle of a registered work could still start a copied passage, PII
+before any identifier still growing, harm to the end of the last complete sentence, other
+scanners all but their fixed ``holdback_chars``; never within the policy's
+``stream.holdback_chars`` of the end, and never inside a pending redaction), so a match that
+starts in held text can still be completed by the next chunk before anything of it leaves.
+Until something has been released, scans come every ``first_release_chars``; then every
+``scan_every_chars``. Events whose text needs no change are re-emitted byte-for-byte;
+redacted ones are rewritten. On block/hold the stream ends with a
+``finish_reason: "content_filter"`` chunk, then ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class ChoiceState:
     queue: list[Event] = field(default_factory=list)
     released: int = 0  # offset up to which content has been released
     scanned: int = 0  # offset up to which text has been scanned
+    safe: int = 0  # offset up to which the last scan allows release
     redactions: list[list[Any]] = field(default_factory=list)  # [start, end, replacement]
     seen: list[tuple[tuple[str, str, str], int, int]] = field(default_factory=list)
     tool_args: dict[int, str] = field(default_factory=dict)
@@ -86,7 +93,10 @@ class StreamGuard:
                  on_first_content: Callable[[], None] | None = None) -> None:
         self.state, self.client, self.meta, self.chat = state, client, meta, chat
         self.policy = client.policy
+        # context re-read before held text on each scan (the scanners' fixed windows)
         self.holdback = client.pipeline.holdback_chars
+        # held whatever the text: the policy's floor, scanners without safe_release
+        self.floor = client.pipeline.release_floor
         self.scan_every = self.policy.stream.scan_every_chars
         self.first_release = self.policy.stream.first_release_chars
         self.choices: dict[int, ChoiceState] = {}
@@ -142,9 +152,14 @@ class StreamGuard:
 
     def _scan_due(self, st: ChoiceState) -> bool:
         """Scan when text can be released: first once ``first_release_chars`` lie beyond the
-        hold-back window (earlier scans could release nothing), then every ``scan_every``."""
+        fixed hold-back floor (earlier scans could release nothing), again every
+        ``first_release_chars`` until something is released (so the first token waits for
+        what the scanners need, e.g. the first sentence, not for a whole ``scan_every``), then
+        every ``scan_every``."""
         if st.scanned == 0:
-            return len(st.text) >= self.holdback + self.first_release
+            return len(st.text) >= self.floor + self.first_release
+        if st.released == 0:
+            return len(st.text) - st.scanned >= self.first_release
         return len(st.text) - st.scanned >= self.scan_every
 
     def _collect_tool_args(self, st: ChoiceState, payload: dict[str, Any]) -> None:
@@ -157,9 +172,18 @@ class StreamGuard:
             st.tool_args[-1] = st.tool_args.get(-1, "") + fc["arguments"]
 
     # -- scanning --------------------------------------------------------------------------
-    async def _scan(self, st: ChoiceState, text: str, base: int, stage: Stage) -> Action:
+    async def _scan(self, st: ChoiceState, text: str, base: int, stage: Stage,
+                    final: bool = False) -> Action:
         ctx = ScanContext(text=text, meta=self.meta, stage=stage)
         decision = await self.client.pipeline.run(ctx)
+        recorded = text
+        if stage is Stage.STREAM_WINDOW and not final:
+            safe = self.client.pipeline.safe_release(text, len(text))
+            st.safe = base + safe
+            # incidents keep what the scanners are done with, and the findings: not the tail
+            # an identifier may still be arriving in (it would be stored unmasked)
+            ends = [rf.finding.span[1] for rf in decision.findings if rf.finding.span]
+            recorded = text[:max([safe, *ends])]
         new: list[RuledFinding] = []
         for rf in decision.findings:
             f = rf.finding
@@ -174,7 +198,7 @@ class StreamGuard:
             if rf.action is Action.REDACT and f.span and stage is Stage.STREAM_WINDOW:
                 self._add_redaction(st, span[0], span[1],
                                     f.replacement or f"<{f.category.upper()}>")
-        drafts = incident_drafts(self.state, self.client, self.meta, stage, text, decision,
+        drafts = incident_drafts(self.state, self.client, self.meta, stage, recorded, decision,
                                  findings=tuple(new),
                                  extra={"choice": st.index, "window_offset": base})
         if drafts:
@@ -200,7 +224,7 @@ class StreamGuard:
         act = Action.ALLOW
         if len(st.text) > st.scanned:
             base = max(0, st.released - self.holdback)
-            act = await self._scan(st, st.text[base:], base, Stage.STREAM_WINDOW)
+            act = await self._scan(st, st.text[base:], base, Stage.STREAM_WINDOW, final)
             st.scanned = len(st.text)
         if final and st.tool_args and act not in (Action.BLOCK, Action.HOLD):
             for _key, args in st.tool_args.items():
@@ -208,7 +232,7 @@ class StreamGuard:
                 act = Action.strongest([act, a])
         if act in (Action.BLOCK, Action.HOLD):
             return self._stop(st, act)
-        limit = len(st.text) if final else max(st.released, len(st.text) - self.holdback)
+        limit = len(st.text) if final else max(st.released, min(st.safe, len(st.text)))
         for r in st.redactions:
             if r[0] < limit < r[1]:
                 limit = r[0]

@@ -297,6 +297,13 @@ class HarmScanner:
     def holdback_chars(self) -> int:
         return self.config.holdback
 
+    def safe_release(self, text: str, scanned_upto: int) -> int:
+        """Streams: release up to the end of the last complete sentence; the one still being
+        written is held until it is whole and scanned (:mod:`guardrail.scanners.release_bounds`)."""
+        from guardrail.scanners.release_bounds import sentence_release_bound
+
+        return sentence_release_bound(text, scanned_upto, self.config.chunk_chars)
+
     async def _score(self, texts: list[str]) -> list[dict[str, float]]:
         """Cascade: the cheap first stage runs inline (no queue, no thread hop) and settles
         clearly benign chunks; only the rest of this output go to the model, in one batch.

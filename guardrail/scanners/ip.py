@@ -91,8 +91,28 @@ class IPScanner:
 
     @property
     def holdback_chars(self) -> int:
-        """A whole minimum-length passage must still be unreleased when it completes."""
+        """A whole minimum-length passage must still be unreleased when it completes: the
+        context a stream scan re-reads, and the most :meth:`safe_release` ever holds."""
         return max(self.config.min_passage_words * 12, self.config.min_passage_cjk_chars * 2) + 64
+
+    def safe_release(self, text: str, scanned_upto: int) -> int:
+        """Release what cannot be part of a copied passage: with no work registered,
+        everything; else all but the last partial shingle, and, while a run of shingles that
+        occur in registered works could still grow into a passage, nothing from its first
+        shingle on (at most :attr:`holdback_chars`). See
+        :func:`guardrail.corpus.shingles.copy_release_bound`."""
+        from guardrail.corpus.shingles import copy_release_bound
+
+        if self._registry is None or self._rules is None:
+            return scanned_upto - self.holdback_chars
+        index = self._registry.index
+        if index.snapshot.works == 0:
+            return scanned_upto
+        rules = self._rules.align
+        if rules.shingle != index.params.shingle:  # stored shingles would not be alignment's
+            return scanned_upto - self.holdback_chars
+        return copy_release_bound(text, scanned_upto, index.registered_shingles, rules.shingle,
+                                  rules.max_gap_units, self.holdback_chars)
 
     async def scan(self, ctx: ScanContext) -> ScanResult:
         start = time.perf_counter()

@@ -475,6 +475,21 @@ class PiiScanner:
         (an IBAN with spaces is 42, a +81 phone 19, a My Number 14, most emails < 64)."""
         return self.config.holdback
 
+    def safe_release(self, text: str, scanned_upto: int) -> int:
+        """Streams: release up to where no identifier can straddle (the start of the last
+        identifier run still growing or awaiting context after it; a Japanese address being
+        written); in ``ner`` mode also :attr:`holdback_chars` (names are words, not runs).
+        See :mod:`guardrail.scanners.release_bounds`."""
+        from guardrail.scanners.release_bounds import pii_release_bound
+
+        names: tuple[str, ...] = ()
+        if "JP_ADDRESS" in self._entities:
+            from guardrail.scanners import jp_recognizers as jp
+
+            names = (*jp.PREFECTURES, *jp.DESIGNATED_CITIES, *jp.TOKYO_WARDS)
+        return pii_release_bound(text, scanned_upto, names,
+                                 self.holdback_chars if self.config.mode == "ner" else 0)
+
     async def scan(self, ctx: ScanContext) -> ScanResult:
         assert self._analyzer is not None, "load() first"
         start = time.perf_counter()
