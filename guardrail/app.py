@@ -91,7 +91,8 @@ def _announce(state: AppState) -> None:
         log.warning("!!! DEV MODE: no GUARDRAIL_API_KEYS set; ANY client key is accepted. "
                     "Loopback only. !!!")
     if s.admin_key is None:
-        log.warning("GUARDRAIL_ADMIN_KEY not set: admin and incident routes are disabled.")
+        log.info("GUARDRAIL_ADMIN_KEY not set: admin routes take people's tokens only "
+                 "(guardrail users token NAME).")
 
 
 class RequestContextMiddleware:

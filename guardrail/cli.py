@@ -44,14 +44,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "presidio-analyzer"):  # per-migration / per-recognizer chatter
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    if settings.dev_mode and not _is_loopback(settings.host):
-        print(f"refusing to bind {settings.host}: no GUARDRAIL_API_KEYS configured. Set client "
-              "keys, or bind a loopback address (127.0.0.1) for dev mode.", file=sys.stderr)
+    if settings.dev_mode and not _is_loopback(settings.host) and not _store_has_keys():
+        print(f"refusing to bind {settings.host}: no client keys (GUARDRAIL_API_KEYS or "
+              "`guardrail keys add`). Add one, or bind a loopback address (127.0.0.1) for dev "
+              "mode.", file=sys.stderr)
         return 2
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False)
     return 0
+
+
+def _store_has_keys() -> bool:
+    """Client keys in the store (``guardrail keys add``) end dev mode as configured ones do."""
+    from guardrail.people.keys import ClientKeys
+    from guardrail.people.store import PeopleStore
+
+    return ClientKeys(PeopleStore(_store().engine)).any_live()
 
 
 def _store() -> Any:
@@ -103,8 +112,10 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         return 0
     if args.action == "verify":
         rep = store.verify()
+        for note in rep.notes:
+            print(f"note: {note}")
         if rep.ok:
-            print(f"OK: {rep.checked} records, chain intact")
+            print(f"OK: {rep.checked} records, chain intact (incidents and review events)")
             return 0
         print(f"TAMPERED: {len(rep.problems)} problem(s) in {rep.checked} records",
               file=sys.stderr)
@@ -130,13 +141,6 @@ def cmd_policy(args: argparse.Namespace) -> int:
             ok = False
             print(str(exc), file=sys.stderr)
     return 0 if ok else 1
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    from guardrail.settings import key_id
-
-    print(key_id(args.key))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,11 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     psub.add_parser("schema")
     pol.set_defaults(func=cmd_policy)
 
-    k = sub.add_parser("keys", help="print the key id (as incidents record it) of an API key")
-    ksub = k.add_subparsers(dest="action", required=True)
-    kid = ksub.add_parser("id")
-    kid.add_argument("key")
-    k.set_defaults(func=cmd_keys)
+    from guardrail.people import cli as people_cli
+
+    people_cli.register(sub)  # users, keys
 
     for mod in ("guardrail.corpus.cli", "guardrail.labelling.cli"):
         _register_optional(sub, mod)

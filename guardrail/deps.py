@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from guardrail.errors import AuthenticationError, PermissionDeniedError
+from guardrail.people.roles import Perm, Principal
 from guardrail.settings import key_id
 
 if TYPE_CHECKING:
@@ -125,44 +126,60 @@ def _bearer(request: Request) -> str | None:
 
 
 async def require_client(request: Request, state: State) -> Client:
+    """A client key from ``GUARDRAIL_API_KEYS`` (compared in memory first) or from the store
+    (``guardrail keys add``). Dev mode (any key, loopback only) only while neither has one."""
+    from guardrail.people import auth
+
     token = _bearer(request)
     settings = state.settings
     entry: ClientKey | None = None
-    if settings.dev_mode:
-        kid = key_id(token) if token else None
-    else:
-        if token is None:
-            raise AuthenticationError(
-                "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key"
-            )
-        kid = None
+    kid: str | None = None
+    tenant: str | None = None
+    policy: Policy | None = None
+    if token is not None:
         for key in settings.api_keys:
             if hmac.compare_digest(key.key.get_secret_value().encode(), token.encode()):
                 kid, entry = key_id(token), key
                 break
-        if kid is None:
+    if kid is None and token is not None:
+        stored = await auth.stored_client_key(state, token)
+        if stored is not None:
+            kid, tenant = stored.id, stored.tenant
+            if stored.policy is not None:
+                policy = state.policies.policies.get(stored.policy)
+                if policy is None:
+                    raise PermissionDeniedError(
+                        f"This key's policy {stored.policy!r} is not loaded on this server.",
+                        code="policy_not_loaded")
+    if kid is None:
+        if settings.dev_mode and not await auth.store_has_client_keys(state):
+            kid = key_id(token) if token else None
+        elif token is None:
+            raise AuthenticationError(
+                "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key"
+            )
+        else:
             raise AuthenticationError("Incorrect API key provided.")
-    policy = state.policies.for_key(kid)
+    policy = policy or state.policies.for_key(kid)
     return Client(key_id=kid, policy=policy, pipeline=state.pipelines[policy.name],
-                  tenant=settings.tenant_of(entry))
+                  tenant=tenant or settings.tenant_of(entry))
 
 
 ClientDep = Annotated[Client, Depends(require_client)]
 
 
-async def require_admin(request: Request, state: State) -> str:
-    """Admin routes need ``GUARDRAIL_ADMIN_KEY``; without one configured they are refused."""
-    admin = state.settings.admin_key
-    token = _bearer(request)
-    if admin is None:
-        raise PermissionDeniedError(
-            "Admin routes are disabled: set GUARDRAIL_ADMIN_KEY.", code="admin_disabled"
-        )
-    if token is None:
-        raise AuthenticationError("Missing admin key.", code="missing_api_key")
-    if not hmac.compare_digest(admin.get_secret_value().encode(), token.encode()):
-        raise AuthenticationError("Incorrect admin key.")
-    return key_id(token)
+def require(perm: Perm) -> Callable[[Request, AppState], Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller's admin key or person token, holding ``perm``."""
+
+    async def dependency(request: Request, state: State) -> Principal:
+        from guardrail.people.auth import api_principal
+
+        return await api_principal(state, _bearer(request), perm)
+
+    return dependency
 
 
-AdminDep = Annotated[str, Depends(require_admin)]
+require_admin = require(Perm.ADMIN)
+AdminDep = Annotated[Principal, Depends(require_admin)]  # the admin key or an admin's token
+ReaderDep = Annotated[Principal, Depends(require(Perm.READ_INCIDENTS))]  # any role
+ReviewerDep = Annotated[Principal, Depends(require(Perm.REVIEW))]  # reviewer or admin

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -114,7 +114,20 @@ class Settings(BaseSettings):
         "default", min_length=1, max_length=128,
         description="Tenant recorded for a key configured without one (and in dev mode).",
     )
-    admin_key: SecretStr | None = None
+    admin_key: SecretStr | None = Field(
+        None, description="Bootstrap admin key: the admin API with the admin role (it is no "
+        "person, so it records no review decision). People sign in with their own accounts."
+    )
+    session_ttl_s: float = Field(8 * 3600, gt=0, description="A sign-in lasts at most this.")
+    session_idle_s: float = Field(3600, gt=0, description="A sign-in ends after this idle time.")
+    signin_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per name "
+                                     "and client address within signin_window_s (then 429).")
+    signin_window_s: float = Field(300, gt=0)
+    public_scheme: Literal["auto", "http", "https"] = Field(
+        "auto", description="`https` behind a TLS-terminating proxy: session cookies are "
+        "`Secure`. `auto`: `Secure` when the request arrived over https (uvicorn honours "
+        "X-Forwarded-Proto from --forwarded-allow-ips)."
+    )
     database_url: str = "sqlite:///./guardrail.db"
     policy_dir: Path = Path("policies")
     policy_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)

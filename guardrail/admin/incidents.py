@@ -1,4 +1,5 @@
-"""Admin API over the incident store."""
+"""Admin API over the incident store (read by every role; opening one incident is recorded
+as an access, sealed into the chain, naming the person or the admin key)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Query
 
-from guardrail.deps import AdminDep, State
+from guardrail.deps import ReaderDep, State
 from guardrail.errors import NotFoundError
+from guardrail.review import service
 
 router = APIRouter(prefix="/v1/guardrail/incidents", tags=["incidents"])
 
@@ -17,7 +19,7 @@ router = APIRouter(prefix="/v1/guardrail/incidents", tags=["incidents"])
 @router.get("")
 async def list_incidents(
     state: State,
-    _admin: AdminDep,
+    _who: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
     action: str | None = None,
@@ -42,14 +44,15 @@ async def list_incidents(
 
 
 @router.get("/verify")
-async def verify_chain(state: State, _admin: AdminDep) -> dict[str, Any]:
+async def verify_chain(state: State, _who: ReaderDep) -> dict[str, Any]:
     report = await anyio.to_thread.run_sync(state.store.verify)
     return {"ok": report.ok, "checked": report.checked, "problems": report.problems}
 
 
 @router.get("/{incident_id}")
-async def get_incident(incident_id: str, state: State, _admin: AdminDep) -> dict[str, Any]:
-    row = await anyio.to_thread.run_sync(state.store.get, incident_id)
+async def get_incident(incident_id: str, state: State, who: ReaderDep) -> dict[str, Any]:
+    row = await anyio.to_thread.run_sync(
+        service.open_incident, state.store, incident_id, who, "GET /v1/guardrail/incidents/{id}")
     if row is None:
         raise NotFoundError(f"No incident with id {incident_id!r}.")
     return row

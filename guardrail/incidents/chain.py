@@ -32,9 +32,28 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    payload = {k: _jsonable(fields.get(k)) for k in SEALED_FIELDS
-               if k not in LATER_FIELDS or fields.get(k) is not None}
+def _digest(prev_hash: str, payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                            default=str)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    payload = {k: _jsonable(fields.get(k)) for k in SEALED_FIELDS
+               if k not in LATER_FIELDS or fields.get(k) is not None}
+    return _digest(prev_hash, payload)
+
+
+# Review events (decisions, and accesses to an incident's content) are links of the same
+# chain: one sequence number space and one head with the incidents (guardrail.incidents.events).
+EVENT_SEALED_FIELDS = (
+    "seq", "kind", "incident_id", "created_at", "reviewer", "person_id", "role", "from_status",
+    "to_status", "owner", "note",
+)
+
+
+def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    # the "record" tag keeps an event's payload from ever reading as an incident's
+    payload = {"record": "incident_event",
+               **{k: _jsonable(fields.get(k)) for k in EVENT_SEALED_FIELDS}}
+    return _digest(prev_hash, payload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,9 +13,11 @@ from typing import Any
 import anyio
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from guardrail.db import session_factory
 from guardrail.errors import map_store_exception
+from guardrail.incidents import events
 from guardrail.incidents.chain import GENESIS, SEALED_FIELDS, record_hash
 from guardrail.incidents.models import ChainHead, IncidentRow
 
@@ -58,8 +61,9 @@ def content_hash(text: str) -> str:
 @dataclass
 class VerifyReport:
     ok: bool
-    checked: int
+    checked: int  # chain records: incidents and sealed review events
     problems: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def row_dict(row: IncidentRow) -> dict[str, Any]:
@@ -77,19 +81,26 @@ class IncidentStore:
         self._pg = engine.dialect.name == "postgresql"
 
     # -- append -----------------------------------------------------------------------------
+    def lock_head(self, s: Session) -> ChainHead:
+        """The chain head, locked for this transaction (row lock on PostgreSQL; SQLite's
+        BEGIN IMMEDIATE already holds the write lock). Every append, of incidents or of review
+        events (:mod:`guardrail.incidents.events`), goes through it."""
+        stmt = select(ChainHead).where(ChainHead.id == 1)
+        if self._pg:
+            stmt = stmt.with_for_update()
+        head = s.execute(stmt).scalar_one_or_none()
+        if head is None:
+            head = ChainHead(id=1, last_seq=0, last_hash=GENESIS, count=0)
+            s.add(head)
+            s.flush()
+        return head
+
     def append(self, drafts: list[IncidentDraft]) -> list[str]:
         if not drafts:
             return []
         try:
             with self.sessions.begin() as s:
-                stmt = select(ChainHead).where(ChainHead.id == 1)
-                if self._pg:
-                    stmt = stmt.with_for_update()
-                head = s.execute(stmt).scalar_one_or_none()
-                if head is None:
-                    head = ChainHead(id=1, last_seq=0, last_hash=GENESIS, count=0)
-                    s.add(head)
-                    s.flush()
+                head = self.lock_head(s)
                 prev, seq = head.last_hash, head.last_seq
                 now = datetime.now(UTC)
                 for d in drafts:
@@ -163,22 +174,30 @@ class IncidentStore:
             return int(s.execute(select(func.count()).select_from(IncidentRow)).scalar_one())
 
     # -- verify -----------------------------------------------------------------------------
-    def verify(self) -> VerifyReport:
-        problems: list[str] = []
-        prev, expected_seq, checked = GENESIS, 1, 0
+    def _links(self) -> Iterator[events.Link]:
         for rec in self.iter_all():
-            seq = rec["seq"]
-            if seq != expected_seq:
-                problems.append(f"records {expected_seq}..{seq - 1} missing (deleted?)")
-            if rec["prev_hash"] != prev:
-                problems.append(f"record {seq} ({rec['id']}): previous-hash link broken")
             fields = {k: rec[k] for k in SEALED_FIELDS}
             fields["created_at"] = datetime.fromisoformat(rec["created_at"])
             if fields["created_at"].tzinfo is None:
                 fields["created_at"] = fields["created_at"].replace(tzinfo=UTC)
-            if record_hash(rec["prev_hash"], fields) != rec["record_hash"]:
-                problems.append(f"record {seq} ({rec['id']}): content does not match its hash")
-            prev, expected_seq, checked = rec["record_hash"], seq + 1, checked + 1
+            yield events.Link(rec["seq"], f"record {rec['seq']} ({rec['id']})", rec["prev_hash"],
+                              rec["record_hash"], record_hash(rec["prev_hash"], fields))
+
+    def verify(self) -> VerifyReport:
+        """Walk the chain in sequence order: incidents and review events together."""
+        problems: list[str] = []
+        prev, expected_seq, checked = GENESIS, 1, 0
+        for link in heapq.merge(self._links(), events.links(self), key=lambda x: x.seq):
+            seq = link.seq
+            if seq < expected_seq:
+                problems.append(f"{link.label}: sequence number {seq} used twice")
+            elif seq != expected_seq:
+                problems.append(f"records {expected_seq}..{seq - 1} missing (deleted?)")
+            if link.prev_hash != prev:
+                problems.append(f"{link.label}: previous-hash link broken")
+            if link.computed_hash != link.stored_hash:
+                problems.append(f"{link.label}: content does not match its hash")
+            prev, expected_seq, checked = link.stored_hash, seq + 1, checked + 1
         with self.sessions() as s:
             head = s.execute(select(ChainHead).where(ChainHead.id == 1)).scalar_one_or_none()
         if head is not None:
@@ -191,4 +210,6 @@ class IncidentStore:
                 problems.append(f"chain head counts {head.count} records, found {checked}")
         elif checked:
             problems.append("chain head missing")
-        return VerifyReport(ok=not problems, checked=checked, problems=problems)
+        more, notes = events.problems(self)
+        problems.extend(more)
+        return VerifyReport(ok=not problems, checked=checked, problems=problems, notes=notes)

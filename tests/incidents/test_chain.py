@@ -47,9 +47,11 @@ def test_verify_detects_tampering(db, capsys, sql, needle):
 def test_review_fields_are_not_sealed(db):
     _, store = db
     rec = store.list(limit=1)[0]
+    from guardrail.people.roles import Principal
     from guardrail.review.service import history, review
 
-    review(store, rec["id"], status="cleared", reviewer="alice", note="licensed")
+    alice = Principal(name="alice", role="reviewer", via="token", person_id=1)
+    review(store, rec["id"], status="cleared", reviewer=alice, note="licensed")
     assert store.get(rec["id"])["review_status"] == "cleared"
     assert [h["to"] for h in history(store, rec["id"])] == ["cleared"]
     assert store.verify().ok

@@ -3,75 +3,53 @@
 from __future__ import annotations
 
 import httpx
-import openai
 import pytest
 
 from tests.mocks.clients import launch_chromium
-
-POLICY = """
-name: default
-scanners:
-  - type: denylist
-    name: banned
-    category: banned_term
-    action: hold
-    terms: ["forbidden-codename"]
-"""
-
-
-@pytest.fixture
-def held(make_server):
-    srv = make_server(POLICY)
-    client = openai.OpenAI(base_url=srv.base_url, api_key=srv.client_key, max_retries=0)
-    resp = client.chat.completions.create(
-        model="echo", messages=[{"role": "user", "content": "About forbidden-codename: yes."}])
-    g = resp.model_extra["guardrail"]
-    assert g["decision"] == "hold"
-    assert "held for review" in resp.choices[0].message.content
-    return srv, g["incident_ids"][0]
+from tests.people.helpers import PASSWORD, add_person, token_for
 
 
 def test_review_api_records_decisions(held):
     srv, inc_id = held
-    h = {"Authorization": f"Bearer {srv.admin_key}"}
+    h = {"Authorization": f"Bearer {token_for(srv, 'kato', 'reviewer')}"}
     url = f"{srv.root_url}/v1/guardrail/incidents/{inc_id}"
     assert httpx.get(url, headers=h).json()["review_status"] == "pending_review"
-    bad = httpx.post(url + "/review", headers=h, json={"status": "nope", "reviewer": "a"})
+    bad = httpx.post(url + "/review", headers=h, json={"status": "nope"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "status"
     ok = httpx.post(url + "/review", headers=h,
-                    json={"status": "confirmed", "reviewer": "kato", "note": "copied lyrics"})
+                    json={"status": "confirmed", "note": "copied lyrics"})
     assert ok.status_code == 200
     assert ok.json()["incident"]["review_status"] == "confirmed"
     hist = httpx.get(url + "/reviews", headers=h).json()["data"]
-    assert [(x["from"], x["to"], x["reviewer"]) for x in hist] == [
-        ("pending_review", "confirmed", "kato")]
-    assert httpx.post(url + "/review", json={"status": "confirmed", "reviewer": "x"}
-                      ).status_code == 401
+    assert [(x["from"], x["to"], x["reviewer"], x["role"]) for x in hist] == [
+        ("pending_review", "confirmed", "kato", "reviewer")]
+    assert httpx.post(url + "/review", json={"status": "confirmed"}).status_code == 401
     assert httpx.get(f"{srv.root_url}/v1/guardrail/incidents/verify", headers=h).json()["ok"]
 
 
-def test_review_page_requires_login(held):
+def test_review_page_requires_sign_in(held):
     srv, _ = held
     r = httpx.get(srv.root_url + "/review", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/review/login"
-    bad = httpx.post(srv.root_url + "/review/login",
-                     data={"admin_key": "wrong", "reviewer": "x"})
-    assert bad.status_code == 401
 
 
 @pytest.mark.browser
-def test_reviewer_triages_in_chromium(held):
+@pytest.mark.parametrize("name", [pytest.param("Sato", id="latin"),
+                                  pytest.param("山田花子", id="japanese")])
+def test_reviewer_triages_in_chromium(held, name):
     from playwright.sync_api import sync_playwright
 
     srv, inc_id = held
+    add_person(srv, name, "reviewer")
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(srv.root_url + "/review")
-        page.fill("#reviewer", "Sato")
-        page.fill("#admin_key", srv.admin_key)
+        page.fill("#name", name)
+        page.fill("#password", PASSWORD)
         page.click("#login")
         page.wait_for_selector("#queue")
+        assert page.inner_text("#me") == f"{name} (reviewer)"
         page.click(f"a[href='/review/incidents/{inc_id}']")
         assert page.inner_text("#action") == "hold"
         assert "pending_review" in page.inner_text("#status")
@@ -79,7 +57,14 @@ def test_reviewer_triages_in_chromium(held):
         page.fill("textarea[name='note']", "licensed use, not a leak")
         page.click("#submit-decision")
         page.wait_for_selector("#history")
-        assert "cleared (Sato)" in page.inner_text("#status")
+        assert f"cleared ({name})" in page.inner_text("#status")
+        assert name in page.inner_text("#history")
         assert "licensed use" in page.inner_text("#history")
+        page.click("#logout")
+        page.wait_for_selector("#login")
+        page.goto(srv.root_url + "/review")
+        assert page.url.endswith("/review/login")  # signed out: back to the sign-in form
         browser.close()
-    assert srv.store.get(inc_id)["review_status"] == "cleared"
+    rec = srv.store.get(inc_id)
+    assert rec["review_status"] == "cleared" and rec["reviewer"] == name
+    assert srv.store.verify().ok

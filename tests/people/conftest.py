@@ -1,0 +1,1 @@
+from tests.people.helpers import held  # noqa: F401
