@@ -177,9 +177,9 @@ class IncidentStore:
     def _links(self) -> Iterator[events.Link]:
         for rec in self.iter_all():
             fields = {k: rec[k] for k in SEALED_FIELDS}
-            fields["created_at"] = datetime.fromisoformat(rec["created_at"])
-            if fields["created_at"].tzinfo is None:
-                fields["created_at"] = fields["created_at"].replace(tzinfo=UTC)
+            at = datetime.fromisoformat(rec["created_at"])
+            # sealed as UTC; SQLite returns it naive, PostgreSQL in the session's time zone
+            fields["created_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
             yield events.Link(rec["seq"], f"record {rec['seq']} ({rec['id']})", rec["prev_hash"],
                               rec["record_hash"], record_hash(rec["prev_hash"], fields))
 
