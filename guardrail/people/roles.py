@@ -50,7 +50,7 @@ class Principal:
 
     name: str  # the person's name; for the admin key, "admin-key"
     role: str
-    via: Literal["session", "token", "admin_key", "proxy_header"]
+    via: Literal["session", "token", "admin_key"]
     person_id: int | None = None  # None: the admin key
     key_id: str | None = None  # the admin key's id
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -44,7 +44,7 @@ def person_dict(p: PersonRow, tokens: int = 0) -> dict[str, Any]:
             "created_at": aware(p.created_at).isoformat()}
 
 
-def principal(p: PersonRow, via: Any) -> Principal:
+def principal(p: PersonRow, via: Literal["session", "token"]) -> Principal:
     return Principal(name=p.name, role=p.role, via=via, person_id=p.id)
 
 
@@ -167,14 +167,3 @@ class PeopleStore:
                 return principal(row, "token") if row else None
         except SQLAlchemyError as exc:
             raise map_store_exception(exc) from exc
-
-    def by_name(self, name: str) -> Principal | None:
-        """An enabled person by name (the trusted reverse-proxy header)."""
-        try:
-            key = name_key(name)
-        except BadRequestError:
-            return None
-        with self.sessions() as s:
-            row = s.execute(select(PersonRow).where(PersonRow.name_key == key,
-                                                    PersonRow.disabled.is_(False))).scalar()
-            return principal(row, "proxy_header") if row else None

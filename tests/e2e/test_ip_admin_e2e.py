@@ -11,6 +11,7 @@ import pytest
 
 from tests.corpus.conftest import en_text
 from tests.mocks.clients import launch_chromium
+from tests.people.helpers import PASSWORD, add_person
 
 POLICY = """
 name: default
@@ -53,13 +54,15 @@ def test_registered_copy_is_held_and_reviewable(srv):
 
     from playwright.sync_api import sync_playwright
 
+    add_person(srv, "Suzuki", "reviewer")
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(srv.root_url + "/review/login")
-        page.fill("#reviewer", "Suzuki")
-        page.fill("#admin_key", srv.admin_key)
+        page.fill("#name", "Suzuki")
+        page.fill("#password", PASSWORD)
         page.click("#login")
+        page.wait_for_selector("#me")
         page.goto(f"{srv.root_url}/review/incidents/{inc_id}")
         assert page.inner_text(".rights-holder") == "Example Music KK"
         assert "Song of the Sea" in page.inner_text(".work-title")
