@@ -14,6 +14,11 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+# The largest integer every supported database takes as a parameter (SQLite's INTEGER,
+# PostgreSQL's BIGINT): API ids, offsets and cursors are bounded by it, so a larger value is
+# a 400 for the caller, not an OverflowError in the driver.
+MAX_SQL_INT = 2**63 - 1
+
 
 class Base(DeclarativeBase):
     pass

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Query
 
+from guardrail.db import MAX_SQL_INT
 from guardrail.deps import ReaderDep, State
 from guardrail.errors import NotFoundError
 from guardrail.review import service
@@ -21,7 +22,8 @@ async def list_incidents(
     state: State,
     _who: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=MAX_SQL_INT,
+                                        description="next_cursor of the previous page")] = None,
     action: str | None = None,
     scanner: str | None = None,
     category: str | None = None,

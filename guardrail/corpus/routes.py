@@ -9,17 +9,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.corpus.registry import CorpusNotFound, CorpusRegistry, WorkInput
 from guardrail.corpus.service import get_registry
+from guardrail.db import MAX_SQL_INT
 from guardrail.deps import AdminDep, State
 from guardrail.errors import BadRequestError, NotFoundError
 
 router = APIRouter(prefix="/v1/guardrail/corpora", tags=["corpora"])
 
 NAME = r"^[A-Za-z0-9_.:-]{1,128}$"
+WorkId = Annotated[int, Path(ge=1, le=MAX_SQL_INT)]
 
 
 class CorpusIn(BaseModel):
@@ -91,7 +93,7 @@ async def create_corpus(body: CorpusIn, state: State, _admin: AdminDep) -> dict[
 async def show_corpus(
     name: str, state: State, _admin: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> dict[str, Any]:
     return await _call(_reg(state).show, name, limit, offset)  # type: ignore[no-any-return]
 
@@ -126,7 +128,7 @@ async def add_works(name: str, body: WorksIn, state: State, _admin: AdminDep) ->
 
 @router.get("/{name}/works/{work_id}")
 async def get_work(
-    name: str, work_id: int, state: State, _admin: AdminDep, text: bool = False
+    name: str, work_id: WorkId, state: State, _admin: AdminDep, text: bool = False
 ) -> dict[str, Any]:
     w = await _call(_reg(state).get_work, work_id, text)
     if w["corpus"] != name:
@@ -135,7 +137,7 @@ async def get_work(
 
 
 @router.delete("/{name}/works/{work_id}")
-async def delete_work(name: str, work_id: int, state: State, _admin: AdminDep) -> dict[str, Any]:
+async def delete_work(name: str, work_id: WorkId, state: State, _admin: AdminDep) -> dict[str, Any]:
     reg = _reg(state)
     w = await _call(reg.get_work, work_id)
     if w["corpus"] != name:

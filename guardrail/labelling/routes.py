@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,6 +18,7 @@ from guardrail.deps import ClientDep, State
 from guardrail.errors import BadRequestError, PayloadTooLargeError
 from guardrail.labelling.c2pa_images import verify_async
 from guardrail.labelling.service import get_labelling
+from guardrail.proxy.schemas import parse_json
 
 router = APIRouter(prefix="/v1/guardrail", tags=["labelling"])
 
@@ -51,11 +51,7 @@ async def _image_from(request: Request, limit: int) -> bytes:
     else:
         data = await request.body()
         if ctype == "application/json":
-            try:
-                body = json.loads(data)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadRequestError(f"Request body is not valid JSON: {exc}",
-                                      code="invalid_json") from None
+            body = parse_json(data)
             value = body.get("image", body.get("b64_json")) if isinstance(body, dict) else None
             if not isinstance(value, str):
                 raise BadRequestError("JSON body needs 'image' (base64 or data: URL).",

@@ -40,7 +40,7 @@ from guardrail.labelling.disclosure import disclosure_field, disclosure_headers
 from guardrail.labelling.service import LabellingService, get_labelling
 from guardrail.pipeline.types import Stage
 from guardrail.proxy.image_fetch import ImageFetcher
-from guardrail.proxy.schemas import read_body
+from guardrail.proxy.schemas import parse_json, read_body
 from guardrail.proxy.upstream import forward_headers
 
 router = APIRouter(prefix="/v1", tags=["images"])
@@ -205,11 +205,7 @@ def _limit(state: AppState, client: Client) -> int:
 @router.post("/images/generations")
 async def image_generations(request: Request, state: State, client: ClientDep) -> Response:
     raw = await read_body(request, state.settings.max_body_bytes)
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"Request body is not valid JSON: {exc}",
-                              code="invalid_json") from None
+    body = parse_json(raw)
     if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
         raise BadRequestError("Missing required parameter: 'prompt'.", param="prompt",
                               code="missing_required_parameter")

@@ -34,13 +34,46 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return raw
 
 
-async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
-    raw = await read_body(request, max_bytes)
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 ``invalid_json`` in the API's format: not JSON, not
+    UTF-8, nested deeper than the parser goes, or holding an unpaired UTF-16 surrogate
+    (``"\\ud800"`` is valid JSON but no Unicode text: it could be neither scanned nor stored)."""
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"Request body is not valid JSON: {exc}",
                               code="invalid_json") from None
+    except RecursionError:
+        raise BadRequestError("Request body is not valid JSON: nested too deeply.",
+                              code="invalid_json") from None
+    # a surrogate arrives only as a \u escape or in non-ASCII bytes (surrogatepass decoding)
+    if (b"\\u" in raw or not raw.isascii()) and _has_surrogate(body):
+        raise BadRequestError("Request body is not valid JSON: it holds an unpaired UTF-16 "
+                              "surrogate (such as \\ud800), which is not Unicode text.",
+                              code="invalid_json")
+    return body
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]  # iterative: the body may be nested as deep as the parser allowed
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+    raw = await read_body(request, max_bytes)
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise BadRequestError("Request body must be a JSON object.", code="invalid_json")
     return raw, body
