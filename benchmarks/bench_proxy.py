@@ -1,5 +1,8 @@
 """Proxy overhead: direct vs through guardrail (no scanners) vs with the denylist scanner.
 
+Every request gets a different 2 KB answer (real LLM answers from the harm corpus' test
+split), so no scanner cache answers.
+
 One run, one fast fake upstream (benchmarks/fast_upstream.py) and one guardrail process with
 two client keys mapped to two policies. Latency at concurrency 1 interleaves direct and proxied
 requests one by one (this shared 2-core machine drifts; interleaving cancels the drift);
@@ -116,6 +119,28 @@ async def latency(targets: dict[str, tuple[str, str]], n: int, stream: bool,
     return out
 
 
+async def latency_conc(targets: dict[str, tuple[str, str]], n: int, conc: int) -> dict:
+    """Per-request latency with ``conc`` requests in flight, target by target."""
+    out: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=conc)) as c:
+        for name, (url, key) in targets.items():
+            lat: list[float] = []
+            left = n
+
+            async def worker(url: str = url, key: str = key, lat: list[float] = lat) -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    lat.append((await one(c, url, key, False))[0])
+
+            await asyncio.gather(*(worker() for _ in range(conc)))
+            out[name] = {"p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
+    for name in out:
+        if name != "direct":
+            out[name]["added_p50_ms"] = out[name]["p50_ms"] - out["direct"]["p50_ms"]
+    return out
+
+
 async def throughput(targets: dict[str, tuple[str, str]], conc: int, seconds: float,
                      rounds: int) -> dict:
     counts = {k: 0 for k in targets}
@@ -161,6 +186,14 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="gr-bench-"))
+    # the upstream answers real 2 KB LLM answers (the harm corpus' test split, English and
+    # Japanese; never trained on), a different one per request
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_harm import outputs
+
+    texts = tmp / "texts.json"
+    texts.write_text(json.dumps(outputs(4000, 0.0, seed=3), ensure_ascii=False),
+                     encoding="utf-8")
     pdir = tmp / "policies"
     pdir.mkdir()
     for name, text in POLICIES.items():
@@ -175,7 +208,8 @@ def main() -> None:
            "GUARDRAIL_API_KEYS": "k-none,k-deny,k-shipped", "GUARDRAIL_POLICY_DIR": str(pdir),
            "GUARDRAIL_DEFAULT_POLICY": "none",
            "GUARDRAIL_KEY_POLICIES": f"{key_id('k-deny')}=denylist,{key_id('k-shipped')}=shipped",
-           "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/bench.db", "GUARDRAIL_LOG_LEVEL": "warning"}
+           "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/bench.db", "GUARDRAIL_LOG_LEVEL": "warning",
+           "BENCH_TEXTS": str(texts)}
     procs = [
         subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.fast_upstream:app",
                           "--port", str(up_port), "--log-level", "warning", "--no-access-log"],
@@ -208,6 +242,7 @@ def main() -> None:
             "latency_c1_nonstreaming": asyncio.run(latency(full, args.full_requests, False)),
             "latency_c1_streaming": asyncio.run(latency(full, args.full_requests // 2, True)),
             "throughput_c8": asyncio.run(throughput(full, 8, args.seconds, 1)),
+            "latency_c8_nonstreaming": asyncio.run(latency_conc(full, args.full_requests, 8)),
             "latency_c1_streaming_paced": {
                 "note": f"upstream streams 20-char chunks {args.pace_ms:g} ms apart "
                         f"({20000 / args.pace_ms:.0f} chars/s; an LLM at ~50 tokens/s is ~200): "

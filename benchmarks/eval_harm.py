@@ -1,16 +1,27 @@
-"""Evaluate a harm backend on ``GUARDRAIL_EVAL_DATA``.
+"""Evaluate the embedded harm model the way users meet it (issue 11).
 
-    .venv/bin/python benchmarks/eval_harm.py                      # embedded: LOSO + in-source
-    .venv/bin/python benchmarks/eval_harm.py --backend detoxify --model /path/to/x.ckpt
-    .venv/bin/python benchmarks/eval_harm.py --backend transformers --model /path/or/hub-id
+    .venv/bin/python benchmarks/harm_corpus.py    # once: embed the corpus (cached under /tmp)
+    .venv/bin/python benchmarks/eval_harm.py [--no-loso]
 
-Embedded: **leave-one-source-out** (train on every source but one, score that one; a source
-and its parallel translation count as one source) beside an in-source 3-fold split. Other
-backends are not trained here, so every source is out of source for them. For each held-out
-source and pooled per language: AUROC, AUPRC and F1 at the policy threshold, for "any harm"
-(max over categories) and per category where the source labels it; plus the share of XSTest's
-safe-prompt completions flagged (whole completions, chunked as the scanner does).
-Writes benchmarks/results/harm_eval_<backend>.json.
+Reports, with the shipped heads (``models/harm/heads.npz``, fitted on the train split only)
+and the shipped policy's thresholds and actions (``policies/default.yaml``):
+
+1. **test split, shipped path**: every test row scored through ``EmbeddedBackend.predict``
+   exactly as the scanner runs it (cascade, zoom; chunk features served from the corpus cache,
+   sentences embedded live) and decided by the policy (max over chunks per category):
+   * benign **false blocks** (and flags, reported apart) per ordinary-text source, per
+     language: literature, encyclopaedic text, casual chat, service dialogue, short sentences,
+     LLM answers, medical answers; plus XSTest safe completions, Aegis safe responses and
+     JailbreakBench refusals;
+   * toxic language (F1 of the block decision; flag-or-block too), harmful assistance in LLM
+     responses, per category in the standard taxonomy, self-harm and threat recall;
+   * the tiers: share of chunks the static stage settles, and every decision compared with
+     the reference path (cascade off: every chunk through the encoder).
+2. **leave one source out** (LOSO): the heads refitted without a source (all its splits), that
+   source scored at the shipped thresholds (encoder stage, no cascade): English toxic-language
+   sources pooled (F1), Japanese pooled (AUROC), harmful assistance with JailbreakBench and DICES
+   each held out (F1), and each ordinary-text source held out (false blocks).
+Writes ``benchmarks/results/harm_eval.json``.
 """
 
 from __future__ import annotations
@@ -19,442 +30,241 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harm_embed_cache import CachedEncoder, EmbedCache  # noqa: E402
-from train_harm import Vocab, first_chunk, fit, prepare  # noqa: E402
+from harm_corpus import CHUNK_LAYERS, CachedEncoder, CRow  # noqa: E402
+from harm_tiers import ORDINARY_SOURCES, benign_groups  # noqa: E402
+from train_harm import Corpus, fit  # noqa: E402
 
-from guardrail.harm.chunking import chunks  # noqa: E402
-from guardrail.harm.datasets import Row, load_all  # noqa: E402
-from guardrail.harm.embedded import EmbeddedBackend, Heads  # noqa: E402
-from guardrail.harm.taxonomy import ALL_CATEGORIES, CATEGORIES, GENERAL  # noqa: E402
+from guardrail.harm.embedded import DEFAULT_MODEL_DIR, HEADS_FILE, EmbeddedBackend, Heads  # noqa: E402
+from guardrail.pipeline.types import detect_language  # noqa: E402
 from guardrail.scanners.harm import HarmConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCANNER_CHUNK = HarmConfig(type="harm").chunk_chars  # whole outputs are chunked as the scanner does
+POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 
 
-def metrics(y: np.ndarray, s: np.ndarray, th: float) -> dict[str, float | int | None]:
-    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
-
-    out: dict[str, float | int | None] = {"n": int(len(y)), "pos": int(y.sum())}
-    both = 0 < y.sum() < len(y)
-    out["auroc"] = round(float(roc_auc_score(y, s)), 4) if both else None
-    out["auprc"] = round(float(average_precision_score(y, s)), 4) if both else None
-    pred = s >= th
-    out["f1"] = round(float(f1_score(y, pred, zero_division=0)), 4) if y.sum() else None
-    out["flagged"] = round(float(pred.mean()), 4)
-    out["recall"] = round(float(pred[y == 1].mean()), 4) if y.sum() else None
-    return out
-
-
-def any_score(d: dict[str, float], th: dict[str, float]) -> float:
-    """Max over categories after rescaling each by its threshold onto the ``any`` threshold."""
-    t0 = th["any"]
-    return max(v * t0 / th.get(k, t0) for k, v in d.items())
-
-
-def policy_harm_config(path: Path) -> HarmConfig:
-    """The first ``harm`` scanner of a policy file (default: the shipped policy)."""
+def policy_harm_config(path: Path = POLICY) -> HarmConfig:
     from guardrail.policy import load_policy_file
 
-    pol = load_policy_file(path)
-    for sc in pol.scanners:
+    for sc in load_policy_file(path).scanners:
         if isinstance(sc, HarmConfig):
             return sc
     raise SystemExit(f"{path}: no harm scanner")
 
 
-def outcome(d: dict[str, float], cfg: HarmConfig) -> str:
-    """What the policy does with an output scoring ``d``: block / flag (or other) / allow."""
-    acts = [cfg.decide(k, v) for k, v in d.items()]
-    acts2 = [a[1].value for a in acts if a is not None]
-    if "block" in acts2:
-        return "block"
-    return acts2[0] if acts2 else "allow"
+def decide(scores: list[dict[str, float]], cfg: HarmConfig,
+           chunks: list[str] | tuple[str, ...]) -> tuple[str, set[str]]:
+    """The scanner's decision on an output: every chunk's scores under its language's rules
+    (``languages:`` in the policy), the strongest action over chunks and categories."""
+    blocked: set[str] = set()
+    flagged: set[str] = set()
+    for d, text in zip(scores, chunks, strict=True):
+        lang = detect_language(text)
+        for k, v in d.items():
+            tier = cfg.decide(k, v, cfg.rule_in(lang, k))
+            if tier is None:
+                continue
+            (blocked if tier[1].value == "block" else flagged).add(k)
+    return ("block" if blocked else "flag" if flagged else "allow"), blocked | flagged
 
 
-def policy_report(rows: list[Row], scores: list[dict], cfg: HarmConfig) -> dict:
-    """Per language: F1 of the policy's *block* decision against harmful / toxic labels, and
-    how often it blocks or intervenes at all."""
-    from sklearn.metrics import f1_score
-
-    out: dict = {}
-    for lang in ("en", "ja"):
-        idx = [i for i, r in enumerate(rows) if r.lang == lang]
-        oc = [outcome(scores[i], cfg) for i in idx]
-        blk = np.array([o == "block" for o in oc])
-        y = np.array([rows[i].harmful for i in idx])
-        tl = [rows[i].toxic() for i in idx]
-        m = np.array([v is not None for v in tl])
-        yt = np.array([v for v in tl if v is not None])
-        out[lang] = {
-            "any_harm_block_f1": round(float(f1_score(y, blk, zero_division=0)), 4),
-            "any_harm_block_recall": round(float(blk[y == 1].mean()), 4) if y.sum() else None,
-            "toxic_language_block_f1": round(float(f1_score(yt, blk[m], zero_division=0)), 4)
-            if yt.sum() else None,
-            "toxic_language_block_recall": round(float(blk[m][yt == 1].mean()), 4)
-            if yt.sum() else None,
-            "benign_blocked": round(float(blk[y == 0].mean()), 4),
-            "benign_intervened": round(float(np.mean(
-                [o != "allow" for o, yy in zip(oc, y, strict=True) if yy == 0])), 4),
-        }
-    return out
+def f1(y: np.ndarray, pred: np.ndarray) -> dict[str, float | int | None]:
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"n": int(len(y)), "pos": int(y.sum()), "precision": round(p, 4),
+            "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
 
 
-STAGE1: dict[str, int] = {"chunks": 0, "settled": 0}
-POLICY: list[HarmConfig] = []  # the policy's harm scanner config (set in main)
-
-
-FIT_KW: dict = {}  # extra fit() options from the command line
-ZOOM_FROM = HarmConfig(type="harm").zoom_from
-STATIC_ONLY = False  # --static-only: score with the static stage alone (`encoder: false`)
-
-
-def score_embedded(heads: Heads, texts: list[str], cache: EmbedCache,
-                   cascade: bool) -> list[dict]:
-    """Scores through the runtime backend class (same cascade and zoom as the scanner)."""
-    backend = EmbeddedBackend(heads=heads, encoder=CachedEncoder(cache), cascade=cascade,
-                              zoom_from=ZOOM_FROM, use_encoder=not STATIC_ONLY)
-    out: list[dict] = []
-    for i in range(0, len(texts), 64):
-        out += backend.predict(texts[i : i + 64])
-    for k in STAGE1:
-        STAGE1[k] += backend.stats[k]
-    return out
-
-
-def settled_by_stage1(heads: Heads, texts: list[str]) -> np.ndarray:
-    s1 = heads.stage1(texts)
-    return np.array([heads.settles(t, p) for t, p in zip(texts, s1, strict=True)])
-
-
-def report(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
-    y = np.array([r.harmful for r in rows])
-    s = np.array([any_score(d, th) for d in scores])
-    res = {"any": metrics(y, s, th["any"])}
-    lab = [r.toxic() for r in rows]
-    m = np.array([v is not None for v in lab])
-    if m.sum() and sum(v or 0 for v in lab):
-        res["toxic_language"] = metrics(np.array([v for v in lab if v is not None]),
-                                        np.array([d.get(GENERAL, 0.0) for d in scores])[m],
-                                        th[GENERAL])
-    for c in CATEGORIES:
-        lab = [r.label(c) for r in rows]
-        m = np.array([v is not None for v in lab])
-        yc = np.array([v for v in lab if v is not None])
-        if m.sum() and yc.sum():
-            sc = np.array([d.get(c, 0.0) for d in scores])[m]
-            res[c] = metrics(yc, sc, th.get(c, th[GENERAL]))
-    return res
-
-
-def xstest_flagged(heads_or_fn, rows: list[Row], th: dict[str, float], cache: EmbedCache,
-                   cascade: bool = True, cfg: HarmConfig | None = None) -> dict:
-    comp = [r for r in rows if r.source == "xstest" and r.group == "safe_completion"]
-    best, outcomes, tox = [], [], []
-    before = dict(STAGE1)
-    for r in comp:
-        cs = chunks(r.text, SCANNER_CHUNK) or [r.text]
-        if isinstance(heads_or_fn, Heads):
-            sc = score_embedded(heads_or_fn, cs, cache, cascade)
-        else:
-            sc = heads_or_fn(cs)
-        best.append(max(max(d.values()) for d in sc))
-        merged = {k: max(d.get(k, 0.0) for d in sc) for k in sc[0]}
-        tox.append(merged.get(GENERAL, 0.0))
-        if cfg is not None:
-            outcomes.append(outcome(merged, cfg))
-    b = np.array(best)
-    flagged = int((b >= th[GENERAL]).sum())
-    out: dict = {"n": len(comp), "flagged": flagged,
-                 "share": round(flagged / max(len(comp), 1), 4),
-                 "share_by_threshold": {str(t): round(float((b >= t).mean()), 4)
-                                        for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)},
-                 "share_by_threshold_toxic_only": {
-                     str(t): round(float((np.array(tox) >= t).mean()), 4)
-                     for t in (0.5, 0.6, 0.7, 0.8, 0.9)}}
-    if outcomes:
-        out["policy_blocked"] = round(outcomes.count("block") / len(outcomes), 4)
-        out["policy_intervened"] = round(sum(o != "allow" for o in outcomes) / len(outcomes), 4)
-    n = STAGE1["chunks"] - before["chunks"]
-    if n:
-        out["stage1_settled_chunks"] = round((STAGE1["settled"] - before["settled"]) / n, 4)
-    return out
-
-
-def group_of(r: Row) -> str:
-    return r.source
-
-
-def pooled(rows: list[Row], scores: list[dict], th: dict[str, float]) -> dict:
-    out = {}
-    for lang in ("en", "ja"):
-        idx = [i for i, r in enumerate(rows) if r.lang == lang]
-        out[lang] = report([rows[i] for i in idx], [scores[i] for i in idx], th)
-    return out
-
-
-def eval_embedded(rows: list[Row], th: dict[str, float], cascade: bool) -> dict:
-    cache = EmbedCache()
-    vocab = Vocab.load()
-    X, F = prepare(rows, vocab, cache)
-    texts = [first_chunk(r.text) for r in rows]
-    groups = sorted({group_of(r) for r in rows})
-    loso: list[dict | None] = [None] * len(rows)
-    per_source, xs = {}, None
-    settled = np.zeros(len(rows), bool)
-    for g in groups:
-        test = np.array([group_of(r) == g for r in rows])
-        tr = [r for r, t in zip(rows, test, strict=True) if not t]
-        t0 = time.time()
-        heads = fit(tr, X[~test], F[~test], vocab, **FIT_KW)
-        te_idx = np.flatnonzero(test)
-        sc = score_embedded(heads, [texts[i] for i in te_idx], cache, cascade)
-        for i, d in zip(te_idx, sc, strict=True):
-            loso[i] = d
-        settled[te_idx] = settled_by_stage1(heads, [texts[i] for i in te_idx])
-        per_source[g] = report([rows[i] for i in te_idx], sc, th)
-        if g == "xstest":
-            xs = xstest_flagged(heads, rows, th, cache, cascade, POLICY[0])
-        print(f"LOSO {g}: any={per_source[g]['any']} ({time.time() - t0:.0f}s)", flush=True)
-    # in-source: 5-fold over all rows (what a random split would report)
-    from sklearn.model_selection import StratifiedKFold
-
-    ins: list[dict | None] = [None] * len(rows)
-    strat = [f"{r.source}{r.harmful}" for r in rows]
-    for tr_i, te_i in StratifiedKFold(3, shuffle=True, random_state=0).split(texts, strat):
-        heads = fit([rows[i] for i in tr_i], X[tr_i], F[tr_i], vocab, **FIT_KW)
-        for i, d in zip(te_i, score_embedded(heads, [texts[i] for i in te_i], cache,
-                                             cascade), strict=True):
-            ins[i] = d
-    if cache.dirty:
-        cache.save()
-    harm = np.array([r.harmful == 1 for r in rows])
-    llm_neg = np.array([r.kind == "llm_output" and not r.harmful for r in rows])
-    cascade_stats = {
-        "harmful_rows_reaching_encoder": round(float(1 - settled[harm].mean()), 4),
-        "harmful_llm_outputs_reaching_encoder": round(float(
-            1 - settled[harm & np.array([r.kind == "llm_output" for r in rows])].mean()), 4),
-        "benign_llm_outputs_settled": round(float(settled[llm_neg].mean()), 4),
-        "benign_rows_settled": round(float(settled[~harm].mean()), 4),
-        "per_source_settled": {g: round(float(settled[[r.source == g for r in rows]].mean()), 4)
-                               for g in groups},
-    }
-    print("cascade LOSO", cascade_stats, flush=True)
-    return {
-        "leave_one_source_out": {"pooled": pooled(rows, loso, th), "per_source": per_source,
-                                 "policy_decisions": policy_report(rows, loso, POLICY[0]),
-                                 "xstest_safe_completions_flagged": xs,
-                                 "cascade_stage1_first_chunks": cascade_stats},
-        "in_source_3fold": {"pooled": pooled(rows, ins, th)},
-        "_loso_scores": loso,
-    }
-
-
-def eval_external(rows: list[Row], th: dict[str, float], backend) -> dict:
-    scores: list[dict] = []
-    texts = [first_chunk(r.text) for r in rows]
-    for i in range(0, len(texts), 32):
-        scores += backend.predict(texts[i : i + 32])
-    per_source = {}
-    for g in sorted({group_of(r) for r in rows}):
-        idx = [i for i, r in enumerate(rows) if group_of(r) == g]
-        per_source[g] = report([rows[i] for i in idx], [scores[i] for i in idx], th)
-    xs = xstest_flagged(backend.predict, rows, th, EmbedCache(), cfg=POLICY[0])
-    return {"out_of_source": {"pooled": pooled(rows, scores, th), "per_source": per_source,
-                              "policy_decisions": policy_report(rows, scores, POLICY[0]),
-                              "xstest_safe_completions_flagged": xs}}
-
-
-def fit_on_all(rows: list[Row]) -> tuple[EmbedCache, Heads]:
-    """Heads trained on every row (for the tests on data outside ``load_all``)."""
-    cache = EmbedCache()
-    vocab = Vocab.load()
-    X, F = prepare(rows, vocab, cache)
-    return cache, fit(rows, X, F, vocab, **FIT_KW)
-
-
-def eval_ailuminate_fr(rows: list[Row], cfg: HarmConfig) -> dict:
-    """Categories on prompts in a language and from authors the heads never saw: heads trained
-    on every English and Japanese row, scored on AILuminate's separately written French prompt
-    set. Per category, AUROC of that category's prompts against the other hazards' prompts, and
-    how many the policy would block. The only test of ``self_harm`` outside its one source."""
+def auroc(y: np.ndarray, s: np.ndarray) -> float | None:
     from sklearn.metrics import roc_auc_score
 
-    from guardrail.harm.datasets import ailuminate_fr, data_root
+    return round(float(roc_auc_score(y, s)), 4) if 0 < y.sum() < len(y) else None
 
-    cache, heads = fit_on_all(rows)
-    fr = ailuminate_fr(data_root())
-    scores = score_embedded(heads, [first_chunk(r.text) for r in fr], cache, cascade=False)
-    if cache.dirty:
-        cache.save()
-    out: dict = {"n": len(fr), "per_category": {}}
-    for c in CATEGORIES:
-        y = np.array([int(c in r.cats) for r in fr])
-        if not y.sum():
+
+def label_reports(crows: list[CRow], outcomes: list[tuple[str, set[str]]],
+                  best: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lang in ("en", "ja"):
+        idx = [i for i, c in enumerate(crows) if c.row.lang == lang]
+        tl = [(i, c.row.toxic()) for i, c in ((i, crows[i]) for i in idx)]
+        tl = [(i, y) for i, y in tl if y is not None]
+        if tl:
+            y = np.array([v for _, v in tl])
+            ii = [i for i, _ in tl]
+            out[f"toxic_language_{lang}"] = {
+                "block": f1(y, np.array([outcomes[i][0] == "block" for i in ii])),
+                "flag_or_block": f1(y, np.array([outcomes[i][0] != "allow" for i in ii])),
+                "auroc_toxic": auroc(y, np.array([best[i].get("toxic", 0) for i in ii])),
+            }
+    ha = [(i, c.row.label("harmful_assistance")) for i, c in enumerate(crows)
+          if c.row.kind == "llm_output"]
+    ha = [(i, y) for i, y in ha if y is not None]
+    if ha:
+        y = np.array([v for _, v in ha])
+        ii = [i for i, _ in ha]
+        out["harmful_assistance_llm_output"] = {
+            "block": f1(y, np.array([outcomes[i][0] == "block" for i in ii])),
+            "flag_or_block": f1(y, np.array([outcomes[i][0] != "allow" for i in ii])),
+            "auroc": auroc(y, np.array([best[i].get("harmful_assistance", 0) for i in ii])),
+            "by_source": {s: f1(np.array([v for i, v in ha if crows[i].row.source == s]),
+                                np.array([outcomes[i][0] == "block" for i, _ in ha
+                                          if crows[i].row.source == s]))
+                          for s in sorted({crows[i].row.source for i in ii})}}
+    cats: dict[str, Any] = {}
+    for c in sorted({k for b in best for k in b}):
+        lab = [(i, cr.row.label(c) if c != "toxic" else cr.row.toxic())
+               for i, cr in enumerate(crows)]
+        lab = [(i, y) for i, y in lab if y is not None]
+        y = np.array([v for _, v in lab])
+        if not len(y) or y.sum() < 5:
             continue
-        sc = np.array([d.get(c, 0.0) for d in scores])
-        out["per_category"][c] = {
-            "prompts": int(y.sum()),
-            "auroc_vs_other_hazards": round(float(roc_auc_score(y, sc)), 4),
-            "blocked_by_policy": round(float(np.mean(
-                [outcome(scores[i], cfg) == "block" for i in np.flatnonzero(y)])), 4)}
-    out["blocked_any_hazard"] = round(float(np.mean([outcome(d, cfg) == "block"
-                                                      for d in scores])), 4)
+        ii = [i for i, _ in lab]
+        cats[c] = {"auroc": auroc(y, np.array([best[i].get(c, 0) for i in ii])),
+                   "recall_intervened": round(float(np.mean(
+                       [outcomes[i][0] != "allow" for i, v in lab if v == 1])), 4),
+                   "recall_blocked": round(float(np.mean(
+                       [outcomes[i][0] == "block" for i, v in lab if v == 1])), 4),
+                   "pos": int(y.sum())}
+    out["categories"] = cats
     return out
 
 
-def eval_ja_heldout(rows: list[Row], cfg: HarmConfig) -> dict:
-    """Japanese text from a source the heads never saw: Japan AISI's aisev prompts (228
-    prompts written to draw toxic or unfair answers: terrorism, CBRNE, violence, self-harm,
-    discrimination, ...) against benign Japanese captions and Wikipedia sentences that training
-    did not sample. Heads trained on every row. Reports AUROC of the "any harm" score (the max
-    over categories and ``toxic``) and of ``toxic``, and what the policy blocks on each side."""
-    from sklearn.metrics import roc_auc_score
+def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, Any]:
+    enc = CachedEncoder(corpus)
+    tiered = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
+                             encoder=enc)
+    tiered.load()
+    ref = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=False, zoom_from=cfg.zoom_from,
+                          encoder=enc, heads=tiered.heads)
+    ref.load()
+    t0 = time.time()
+    outs, refs, best = [], [], []
+    for c in test:
+        s = tiered.predict(list(c.chunks))
+        r = ref.predict(list(c.chunks))
+        outs.append(decide(s, cfg, c.chunks))
+        refs.append(decide(r, cfg, c.chunks))
+        b: dict[str, float] = defaultdict(float)
+        for d in s:
+            for k, v in d.items():
+                b[k] = max(b[k], v)
+        best.append(dict(b))
+    groups = benign_groups(test)
+    benign = {g: {"n": len(idx),
+                  "blocked": round(float(np.mean([outs[i][0] == "block" for i in idx])), 4),
+                  "flagged": round(float(np.mean([outs[i][0] == "flag" for i in idx])), 4),
+                  "blocked_by": dict(sorted(
+                      defaultdict(int, {k: sum(1 for i in idx if outs[i][0] == "block"
+                                               and k in outs[i][1])
+                                        for k in {k for i in idx for k in outs[i][1]}}).items()))}
+              for g, idx in sorted(groups.items())}
+    enc.save()
+    diff = [i for i in range(len(test)) if outs[i][0] != refs[i][0]]
+    ref_caught = [i for i in range(len(test)) if refs[i][0] != "allow"]
+    lost = [i for i in ref_caught if outs[i][0] == "allow"]
+    rep = label_reports(test, outs, best)
+    rep.update({
+        "benign_by_source": benign,
+        "benign_worst_blocked": max(v["blocked"] for v in benign.values()),
+        "tiers": {**tiered.stats, "settled_share": round(tiered.stats["settled"]
+                                                        / max(tiered.stats["chunks"], 1), 4),
+                  "decisions_differing_from_reference": len(diff),
+                  "reference_interventions": len(ref_caught),
+                  "let_through_vs_reference": round(len(lost) / max(len(ref_caught), 1), 4),
+                  "live_encoder_texts": enc.misses},
+        "rows": len(test), "seconds": round(time.time() - t0, 1),
+    })
+    return rep
 
-    from guardrail.harm.datasets import data_root, ja_benign_unused, jaisi
 
-    cache, heads = fit_on_all(rows)
-    root = data_root()
-    harmful = jaisi(root)
-    benign = ja_benign_unused(root, {r.text for r in rows})
-    test = harmful + benign
-    scores = score_embedded(heads, [first_chunk(r.text) for r in test], cache, cascade=False)
-    if cache.dirty:
-        cache.save()
-    y = np.array([r.harmful for r in test])
-    th = {c: cfg.rule_for(c)[0] for c in ALL_CATEGORIES} | {"any": cfg.threshold}
-    s_any = np.array([any_score(d, th) for d in scores])
-    s_tox = np.array([d.get(GENERAL, 0.0) for d in scores])
-    blocked = np.array([outcome(d, cfg) == "block" for d in scores])
-    out: dict = {
-        "harmful_prompts": int(y.sum()), "benign_texts": int((y == 0).sum()),
-        "auroc_any": round(float(roc_auc_score(y, s_any)), 4),
-        "auroc_toxic": round(float(roc_auc_score(y, s_tox)), 4),
-        "harmful_blocked_by_policy": round(float(blocked[y == 1].mean()), 4),
-        "benign_blocked_by_policy": round(float(blocked[y == 0].mean()), 4),
-        "per_group": {},
-    }
-    for g in sorted({r.group for r in harmful}):
-        m = np.array([r.group == g for r in test]) | (y == 0)
-        out["per_group"][g] = {
-            "prompts": int((m & (y == 1)).sum()),
-            "auroc_any": round(float(roc_auc_score(y[m], s_any[m])), 4),
-            "blocked_by_policy": round(float(blocked[m & (y == 1)].mean()), 4)}
-    return out
+LOSO_EN_TOXIC = ("davidson", "ethos", "convabuse", "diasafety", "stormfront", "toxigen",
+                 "wiki_toxicity")
+LOSO_JA = ("ja_toxic", "xsafety")
+LOSO_ASSIST = ("jbb", "dices")
 
 
-def _rel(path: str) -> str:
-    """A path inside the repository, relative to it (results files carry no home paths)."""
-    root = Path(__file__).resolve().parents[1]
-    p = Path(path).resolve()
-    return str(p.relative_to(root)) if p.is_relative_to(root) else path
+def loso(corpus: Corpus, cfg: HarmConfig, layers: tuple[int, ...],
+         ordinary: bool = True) -> dict[str, Any]:
+    everything = corpus.crows
+    train = [c for c in everything if c.split == "train"]
+    out: dict[str, Any] = {}
+    pooled: dict[str, list[Any]] = defaultdict(list)
+    held = [*LOSO_EN_TOXIC, *LOSO_JA, *LOSO_ASSIST, *(sorted(ORDINARY_SOURCES) if ordinary else [])]
+    for src in held:
+        t0 = time.time()
+        heads = fit(corpus, [c for c in train if c.row.source != src], layers,
+                    static_stage=False)
+        rows = [c for c in everything if c.row.source == src]
+        texts, owner = [], []
+        for i, c in enumerate(rows):
+            texts += list(c.chunks)
+            owner += [i] * len(c.chunks)
+        s2 = heads.stage2(texts, corpus.X(texts, layers))
+        per: list[list[dict[str, float]]] = [[] for _ in rows]
+        for d, i in zip(s2, owner, strict=True):
+            per[i].append(d)
+        outs = [decide(p, cfg, c.chunks) for p, c in zip(per, rows, strict=True)]
+        best = [{k: max(d[k] for d in p) for k in p[0]} for p in per]
+        rep = label_reports(rows, outs, best)
+        rep["benign_blocked"] = round(float(np.mean(
+            [o[0] == "block" for o, c in zip(outs, rows, strict=True) if not c.row.harmful]
+            or [0.0])), 4)
+        rep["benign_flagged"] = round(float(np.mean(
+            [o[0] == "flag" for o, c in zip(outs, rows, strict=True) if not c.row.harmful]
+            or [0.0])), 4)
+        rep["seconds"] = round(time.time() - t0, 1)
+        out[src] = rep
+        for i, c in enumerate(rows):
+            pooled[src].append((c, outs[i], best[i]))
+        print(src, json.dumps({k: v for k, v in rep.items() if k != "categories"})[:400],
+              file=sys.stderr, flush=True)
+
+    def pool(srcs: tuple[str, ...]) -> dict[str, Any]:
+        items = [x for s in srcs for x in pooled[s]]
+        return label_reports([x[0] for x in items], [x[1] for x in items],
+                             [x[2] for x in items])
+
+    return {"per_source": out, "pooled_en_toxic": pool(LOSO_EN_TOXIC),
+            "pooled_ja": pool(LOSO_JA),
+            "ordinary_blocked": {s: out[s]["benign_blocked"] for s in sorted(ORDINARY_SOURCES)
+                                 if s in out},
+            "ordinary_flagged": {s: out[s]["benign_flagged"] for s in sorted(ORDINARY_SOURCES)
+                                 if s in out}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backend", default="embedded",
-                    choices=["embedded", "detoxify", "transformers"])
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--policy", default=str(Path(__file__).resolve().parents[1]
-                                            / "policies" / "default.yaml"),
-                    help="thresholds and actions come from this policy's harm scanner")
-    ap.add_argument("--threshold", type=float, default=None,
-                    help="one threshold for every category instead of the policy's")
-    ap.add_argument("--cascade", action=argparse.BooleanOptionalAction,
-                    default=HarmConfig(type="harm").cascade,
-                    help="embedded: let the static stage settle chunks (default: as HarmConfig)")
-    ap.add_argument("--static-only", action="store_true",
-                    help="embedded: the static stage alone (policy `encoder: false`)")
-    ap.add_argument("--limit", type=int, default=0, help="subsample rows (quick runs)")
-    ap.add_argument("--keep", type=float, default=None, help="fit(): stage-1 harmful recall")
-    ap.add_argument("--zoom-from", type=float, default=None)
-    ap.add_argument("--static-weight", type=float, default=None,
-                    help="fit(): weight of the static stage in the 'toxic' score")
-    ap.add_argument("--C", type=float, default=None, help="fit(): inverse regularisation")
-    ap.add_argument("--tag", default="", help="suffix for the results file name")
-    ap.add_argument("--ailuminate-fr", action="store_true",
-                    help="embedded: only the French AILuminate category test "
-                    "(-> harm_eval_embedded_ailuminate_fr.json)")
-    ap.add_argument("--ja-heldout", action="store_true",
-                    help="embedded: only the Japanese test on Japan AISI's aisev prompts "
-                    "(-> harm_eval_embedded_ja_heldout.json)")
+    ap.add_argument("--no-loso", action="store_true")
+    ap.add_argument("--loso-no-ordinary", action="store_true",
+                    help="leave out the folds that hold out each ordinary-text source")
+    ap.add_argument("--out", default=str(RESULTS / "harm_eval.json"))
     args = ap.parse_args()
-    global ZOOM_FROM, STATIC_ONLY
-    STATIC_ONLY = args.static_only
-    if args.zoom_from is not None:
-        ZOOM_FROM = args.zoom_from
-    if args.keep is not None:
-        FIT_KW["keep"] = args.keep
-    if args.static_weight is not None:
-        FIT_KW["static_weight"] = {"en": args.static_weight, "ja": args.static_weight}
-    if args.C is not None:
-        FIT_KW["C"] = args.C
-    cfg = policy_harm_config(Path(args.policy))
-    POLICY.append(cfg)
-    rows = load_all()
-    if args.limit:
-        rng = np.random.default_rng(0)
-        rows = [rows[i] for i in sorted(rng.choice(len(rows), args.limit, replace=False))]
-    if args.threshold is not None:
-        cfg = cfg.model_copy(update={"threshold": args.threshold, "categories": {},
-                                     "flag_threshold": None})
-        POLICY[0] = cfg
-    th = {c: cfg.rule_for(c)[0] for c in ALL_CATEGORIES} | {"any": cfg.threshold}
-    t0 = time.time()
-    if args.ailuminate_fr:
-        res = {"ailuminate_fr": eval_ailuminate_fr(rows, cfg)}
-        args.tag = args.tag or "_ailuminate_fr"
-    elif args.ja_heldout:
-        res = {"ja_heldout": eval_ja_heldout(rows, cfg)}
-        args.tag = args.tag or "_ja_heldout"
-    elif args.backend == "embedded":
-        res = eval_embedded(rows, th, cascade=args.cascade)
-        loso = res.pop("_loso_scores")
-        res["threshold_sweep_loso"] = sweep(rows, loso)
-    else:
-        from guardrail.harm.hf import build_backend
-
-        backend = build_backend(args.backend, args.model)
-        backend.load()
-        res = eval_external(rows, th, backend)
-    res.update({"backend": args.backend, "model": args.model, "policy": _rel(args.policy),
-                "thresholds": th, "flag_threshold": cfg.flag_threshold,
-                "fit_options": FIT_KW, "zoom_from": ZOOM_FROM,
-                "cascade": args.cascade, "static_only": args.static_only,
-                "rows": len(rows),
-                "seconds": round(time.time() - t0, 1)})
+    cfg = policy_harm_config()
+    heads = Heads.load(DEFAULT_MODEL_DIR / HEADS_FILE)
+    corpus = Corpus(token_layer=heads.meta.get("token_layer", 8))
+    test = [c for c in corpus.crows if c.split == "test"]
+    res: dict[str, Any] = {"policy": str(POLICY), "heads_meta": {
+        k: heads.meta.get(k) for k in ("trained", "rows", "encoder", "token_layer")},
+        "layers": list(heads.layers), "cached_layers": list(CHUNK_LAYERS)}
+    res["test_split"] = shipped_test(corpus, cfg, test)
+    print(json.dumps({k: v for k, v in res["test_split"].items() if k != "categories"},
+                     indent=1)[:6000], file=sys.stderr)
+    if not args.no_loso:
+        res["loso"] = loso(corpus, cfg, heads.layers, not args.loso_no_ordinary)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"harm_eval_{args.backend}{args.tag}.json"
-    out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    print(json.dumps({k: v for k, v in res.items() if k != "threshold_sweep_loso"}, indent=1,
-                     ensure_ascii=False)[:6000])
-    print("wrote", out)
-
-
-def sweep(rows: list[Row], scores: list[dict]) -> list[dict]:
-    """Pooled LOSO English F1 / Japanese F1 / XSTest-row flag rate at several thresholds."""
-    out = []
-    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
-        th = {c: t for c in ALL_CATEGORIES} | {"any": t}
-        p = pooled(rows, scores, th)
-        xs = [r.source == "xstest" and r.group == "safe_completion" for r in rows]
-        xs_any = [any_score(d, th) >= t for d, x in zip(scores, xs, strict=True) if x]
-        xs_tox = [d.get(GENERAL, 0.0) >= t for d, x in zip(scores, xs, strict=True) if x]
-        out.append({"threshold": t, "en_any_f1": p["en"]["any"]["f1"],
-                    "ja_any_f1": p["ja"]["any"]["f1"],
-                    "en_toxic_f1": p["en"].get("toxic_language", {}).get("f1"),
-                    "ja_toxic_f1": p["ja"].get("toxic_language", {}).get("f1"),
-                    "xstest_first_chunk_any": round(float(np.mean(xs_any)), 4) if xs_any else None,
-                    "xstest_first_chunk_toxic": round(float(np.mean(xs_tox)), 4)
-                    if xs_tox else None})
-    return out
+    Path(args.out).write_text(json.dumps(res, indent=1, ensure_ascii=False))
+    print("wrote", args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """A minimal, fast OpenAI-compatible upstream for benchmarks (raw ASGI, no framework).
 
 Non-streaming: a ~2 KB chat completion (fixed text, or different benign text per request when
-the request has ``"vary": true``). Streaming: the same in 20-char chunks, as fast as possible or
+the request has ``"vary": true``: the next of the 2 KB texts in the JSON list at
+``$BENCH_TEXTS`` when set, e.g. real LLM answers from the harm corpus' test split, else
+templated prose). Streaming: the same in 20-char chunks, as fast as possible or
 ``"pace_ms": N`` apart (an LLM's pace: ~50 tokens/s is ~10 chunks/s).
 Run: ``python -m uvicorn benchmarks.fast_upstream:app --port 9101 --log-level warning``
 """
@@ -9,7 +11,9 @@ Run: ``python -m uvicorn benchmarks.fast_upstream:app --port 9101 --log-level wa
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import random
 import time
 
@@ -37,6 +41,12 @@ def make_text(rng: random.Random, size: int = 2048) -> str:
 
 _RNG = random.Random(7)
 TEXT = make_text(_RNG)
+_POOL = (itertools.cycle(json.load(open(os.environ["BENCH_TEXTS"], encoding="utf-8")))
+         if os.environ.get("BENCH_TEXTS") else None)
+
+
+def next_text() -> str:
+    return next(_POOL) if _POOL is not None else make_text(_RNG)
 
 
 def _completion(model: str, text: str) -> bytes:
@@ -73,7 +83,7 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             break
     req = json.loads(body or b"{}")
     model = req.get("model", "bench")
-    text = make_text(_RNG) if req.get("vary") else TEXT
+    text = next_text() if req.get("vary") else TEXT
     if req.get("stream"):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})

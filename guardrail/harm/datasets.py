@@ -21,7 +21,10 @@ from pathlib import Path
 from guardrail.harm.taxonomy import CATEGORIES
 
 # sources whose positives are abusive language (not requests or instructions)
-TOXIC_LANGUAGE_SOURCES = frozenset({"davidson", "ethos", "convabuse", "diasafety", "ja_toxic"})
+TOXIC_LANGUAGE_SOURCES = frozenset({"davidson", "ethos", "convabuse", "diasafety", "ja_toxic",
+                                    "stormfront", "toxigen", "wiki_toxicity"})
+# sources of LLM responses judged harmful as responses (the `harmful_assistance` head)
+RESPONSE_SOURCES = frozenset({"jbb", "harmbench", "dices"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ class Row:
             return self.harmful
         if not self.harmful:
             return 0
+        if category == "harmful_assistance":
+            # output that carries out a harmful request; requests themselves are unknown
+            if self.kind == "llm_output" and self.source in RESPONSE_SOURCES:
+                return 1
+            return None
         if category in self.cats:
             return 1
         return 0 if self.exclusive else None
@@ -142,13 +150,15 @@ def diasafety(root: Path, rng: random.Random, n: int = 400, n_safe: int = 1600) 
     return out
 
 
-AILUMINATE = {"vcr": "violence", "src": "sexual", "cse": "sexual", "sxc_prn": "sexual",
-              "ssh": "self_harm", "hte": "hate", "ncr": "illicit", "iwp": "illicit"}
+AILUMINATE: dict[str, set[str]] = {
+    "vcr": {"violence"}, "src": {"sexual"}, "cse": {"sexual", "sexual_minors"},
+    "sxc_prn": {"sexual"}, "ssh": {"self_harm"}, "hte": {"hate"}, "ncr": {"illicit"},
+    "iwp": {"illicit"}}
 
 
 def ailuminate(root: Path, rng: random.Random) -> list[Row]:
     f = root / "ailuminate" / "airr_official_1.0_demo_en_us_prompt_set_release.csv"
-    return [_r("ailuminate", d["prompt_text"], 1, {AILUMINATE[d["hazard"]]}, exclusive=True,
+    return [_r("ailuminate", d["prompt_text"], 1, AILUMINATE[d["hazard"]], exclusive=True,
                kind="prompt") for d in _csv(f) if d["hazard"] in AILUMINATE]
 
 
@@ -158,7 +168,7 @@ def ailuminate_fr(root: Path) -> list[Row]:
     (``eval_harm.py --ailuminate-fr``): never in ``load_all``."""
     f = root / "ailuminate" / "airr_official_1.0_demo_fr_fr_prompt_set_release.csv"
     return [_r("ailuminate_fr", d["prompt_text"], 1,
-               {AILUMINATE[d["hazard"]]} if d["hazard"] in AILUMINATE else set(),
+               AILUMINATE.get(d["hazard"], set()),
                exclusive=True, kind="prompt", lang="fr", group=d["hazard"]) for d in _csv(f)]
 
 
@@ -265,12 +275,13 @@ def xsafety(root: Path, rng: random.Random, n: int = 200) -> list[Row]:
         for name in (*XSAFETY, *XSAFETY_BENIGN):
             files = glob.glob(str(root / "xsafety" / lang / f"{name}*.csv"))
             lines = [ln.strip() for ln in open(files[0], encoding="utf-8-sig") if ln.strip()]
-            for t in lines[:n]:  # same first n in both languages: parallel rows
+            for k, t in enumerate(lines[:n]):  # same first n in both languages: parallel
+                g = f"{name}:{k}"  # a row and its translation share a group (and a split)
                 if name in XSAFETY:
                     out.append(_r("xsafety", t.strip('"'), 1, {XSAFETY[name]}, lang=lang,
-                                  kind="prompt", group=name))
+                                  kind="prompt", group=g))
                 else:
-                    out.append(_r("xsafety", t.strip('"'), 0, lang=lang, group=name))
+                    out.append(_r("xsafety", t.strip('"'), 0, lang=lang, group=g))
     return out
 
 

