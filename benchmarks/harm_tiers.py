@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
-BLOCK_BUDGET = 0.004  # validation: at most 0.4% of a benign source's rows blocked, all categories
+BLOCK_BUDGET = 0.003  # validation: at most 0.3% of a benign source's rows blocked (any category)
+PROMPT_WEIGHT = 0.25
 FLAG_BUDGET = 0.01
 FLOOR = 0.6
 LET_THROUGH = 0.005
+MIN_POSITIVES = 10  # validation positives a language needs for its own threshold
 GRID = np.round(np.arange(0.50, 0.995, 0.01), 2)
 BLOCK = ("harassment", "hate", "threat", "sexual_minors", "self_harm", "harmful_assistance",
          "illicit", "toxic")
@@ -98,7 +100,11 @@ def greedy(best: list[dict], crows: list[Any], groups: dict[str, list[int]],
     benign group keeps at most ``budget`` of its rows reaching any threshold of ``cats`` (or
     of ``counted``, held fixed)."""
     S = {c: np.array([b.get(c, 0.0) for b in best]) for c in cats}
-    harmful = np.array([bool(c.row.harmful) and c.row.lang == lang for c in crows])
+    # outputs and abusive text count fully; requests for harm (prompts) a quarter: the
+    # scanner reads outputs, and prompts are many and easy, so they would otherwise pull the
+    # request-only categories down to where ordinary short sentences start to reach them
+    weight = np.array([(PROMPT_WEIGHT if c.row.kind == "prompt" else 1.0)
+                       if c.row.harmful and c.row.lang == lang else 0.0 for c in crows])
     th = {c: 0.99 for c in cats}
     fixed = np.zeros(len(crows), bool)
     for c, t in (counted or {}).items():
@@ -119,7 +125,7 @@ def greedy(best: list[dict], crows: list[Any], groups: dict[str, list[int]],
                 h = cur | (S[c] >= t)
                 if not ok(h):
                     break
-                gain = int((h & harmful).sum() - (cur & harmful).sum())
+                gain = float(weight[h & ~cur].sum())
                 if gain > 0:
                     rate = gain / round((th[c] - t) / 0.01)  # harmful rows per 0.01 lowered
                     if move is None or rate > move[0]:
@@ -150,6 +156,14 @@ def calibrate(heads: Any, corpus: Any, val: list[Any], zoom_from: float = 0.25) 
         for c, t in flag.items():
             if c not in th[lang] or t < th[lang][c]["block"]:
                 th[lang].setdefault(c, {})["flag"] = t
+    # a category with (almost) no validation positives in a language keeps the English rule
+    # there (the encoder is multilingual) instead of an untested 0.99
+    for c in list(th["ja"]):
+        pos = sum(1 for r in val if r.row.lang == "ja"
+                  and (r.row.toxic() if c == "toxic" else r.row.label(c)) == 1)
+        if pos < MIN_POSITIVES:
+            th["ja"][c] = dict(th["en"][c])
+            th["ja"][c]["inherited_from_en"] = 1.0
     labels = heads.labels
     langs = [val[i].row.lang for i in owner]
     benign_chunk = np.array([not val[i].row.harmful for i in owner])
@@ -206,8 +220,11 @@ def policy_yaml(th: dict[str, dict[str, dict[str, float]]], indent: str = "    "
     lines = [f"{indent}categories:"]
     for c in sorted(th["en"]):
         lines.append(f"{indent}  {c}: {{{rule(th['en'][c])}}}")
-    lines.append(f"{indent}languages:")
-    lines.append(f"{indent}  ja:")
+    lines.append(f"{indent}languages:               # chunks detected as Japanese; the other "
+                 "categories")
+    lines.append(f"{indent}  ja:                     # keep the rules above (too few Japanese "
+                 "positives to set their own)")
     for c in sorted(th["ja"]):
-        lines.append(f"{indent}    {c}: {{{rule(th['ja'][c])}}}")
+        if "inherited_from_en" not in th["ja"][c]:
+            lines.append(f"{indent}    {c}: {{{rule(th['ja'][c])}}}")
     return "\n".join(lines)

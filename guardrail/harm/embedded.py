@@ -117,8 +117,17 @@ class Heads:
             out.append(d)
         return out
 
-    def static_scores(self, p: np.ndarray) -> dict[str, float]:
-        """Category scores from the static stage alone (``min(p_category, p_any)``)."""
+    def static_scores(self, p: np.ndarray, pm: np.ndarray | None = None,
+                      lang: str | None = None) -> dict[str, float]:
+        """Category scores from the static stage alone (``min(p_category, p_any)``). Where
+        the language's gate reads the gate MLP (``pm``), its ``toxic`` and ``any`` stand in
+        for the linear ones, so a chunk the gate settled reports the scores it was settled
+        on (all below the gates)."""
+        mlp = self.static.gate_mlp
+        if pm is not None and mlp is not None and self.gate_model.get(lang or "") == "mlp":
+            p = p.copy()
+            for k in mlp.labels:
+                p[self.labels.index(k)] = pm[mlp.labels.index(k)]
         return self._scores(p[None, :])[0]
 
     def stage2(self, texts: list[str], emb: np.ndarray,
@@ -313,9 +322,13 @@ class EmbeddedBackend:
         s1, sg = heads.stage1_gate(texts, langs)
         out: list[dict[str, float] | None] = []
         for i, (lang, p) in enumerate(zip(langs, s1, strict=True)):
-            settle = not self.use_encoder or (
-                self.cascade and heads.settles(lang, p, sg[i] if sg is not None else None))
-            out.append(heads.static_scores(p) if settle else None)
+            pm = sg[i] if sg is not None else None
+            if not self.use_encoder:
+                out.append(heads.static_scores(p))  # static only: the linear heads score
+            elif self.cascade and heads.settles(lang, p, pm):
+                out.append(heads.static_scores(p, pm, lang))
+            else:
+                out.append(None)
         self._zoom_static(texts, out)
         self.stats["chunks"] += len(texts)
         self.stats["settled"] += sum(r is not None for r in out)
