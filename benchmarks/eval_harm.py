@@ -140,6 +140,15 @@ def label_reports(crows: list[CRow], outcomes: list[tuple[str, set[str]]],
     return out
 
 
+def report_groups(crows: list[CRow]) -> dict[str, list[int]]:
+    """The calibration's benign groups plus JailbreakBench's refusals (reported, not budgeted)."""
+    groups = benign_groups(crows)
+    jbb = [i for i, c in enumerate(crows) if c.row.source == "jbb" and not c.row.harmful]
+    if jbb:
+        groups["jbb_refusals/en"] = jbb
+    return groups
+
+
 def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, Any]:
     enc = CachedEncoder(corpus)
     tiered = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
@@ -160,7 +169,7 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
             for k, v in d.items():
                 b[k] = max(b[k], v)
         best.append(dict(b))
-    groups = benign_groups(test)
+    groups = report_groups(test)
     benign = {g: {"n": len(idx),
                   "blocked": round(float(np.mean([outs[i][0] == "block" for i in idx])), 4),
                   "flagged": round(float(np.mean([outs[i][0] == "flag" for i in idx])), 4),
@@ -176,7 +185,8 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
     rep = label_reports(test, outs, best)
     rep.update({
         "benign_by_source": benign,
-        "benign_worst_blocked": max(v["blocked"] for v in benign.values()),
+        "benign_worst_blocked": max(v["blocked"] for g, v in benign.items()
+                                    if not g.startswith("jbb")),
         "tiers": {**tiered.stats, "settled_share": round(tiered.stats["settled"]
                                                         / max(tiered.stats["chunks"], 1), 4),
                   "decisions_differing_from_reference": len(diff),
@@ -191,7 +201,7 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
 LOSO_EN_TOXIC = ("davidson", "ethos", "convabuse", "diasafety", "stormfront", "toxigen",
                  "wiki_toxicity")
 LOSO_JA = ("ja_toxic", "xsafety")
-LOSO_ASSIST = ("jbb", "dices")
+LOSO_ASSIST = ("jbb", "dices", "xstest")  # xstest: safe completions (false blocks)
 
 
 def loso(corpus: Corpus, cfg: HarmConfig, layers: tuple[int, ...],

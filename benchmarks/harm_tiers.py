@@ -5,8 +5,8 @@ Chosen here, never on the test split or the out-of-source sets:
 * **thresholds**, per language and category, jointly (``greedy``): starting from 0.99, the
   threshold whose lowering catches the most harmful validation rows is lowered, as long as every
   benign validation source (literature, encyclopaedic text, chat, service dialogue, short
-  sentences, LLM answers, medical answers, XSTest safe completions, Aegis safe responses,
-  JailbreakBench refusals) keeps at most ``BLOCK_BUDGET`` of its rows blocked by **any**
+  sentences, LLM answers, medical answers, XSTest safe completions, Aegis safe responses)
+  keeps at most ``BLOCK_BUDGET`` of its rows blocked by **any**
   category (``FLAG_BUDGET`` for flag-or-block), never below ``FLOOR``. Rows are scored on the
   reference path with sentence zoom, the max over their chunks, as the scanner decides. Which
   categories block and which flag is ``BLOCK`` / ``FLAG`` (issue 11:
@@ -40,7 +40,10 @@ FLAG = ("profanity", "sexual", "violence", "toxic")  # toxic: a flag tier below 
 ORDINARY_SOURCES = {"en_gutenberg", "en_medquad", "tatoeba_en", "ja_aozora", "ja_persona_chat",
                     "ja_asdc", "ja_wikipedia", "ja_tatoeba", "ja_vicuna_answers",
                     "ja_llm_answers"}
-BENIGN_OUTPUT_SOURCES = {"xstest", "aegis", "jbb"}  # safe completions / responses, refusals
+# safe LLM output on sensitive topics: XSTest's human-labelled safe completions, Aegis' safe
+# responses. JailbreakBench's "not jailbroken" responses are judged by an LLM and many comply
+# in part: they are negatives in training and in the reported F1, not a calibration budget.
+BENIGN_OUTPUT_SOURCES = {"xstest", "aegis"}
 
 
 def benign_groups(crows: list[Any]) -> dict[str, list[int]]:

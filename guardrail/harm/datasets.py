@@ -237,7 +237,7 @@ def jbb(root: Path, rng: random.Random) -> list[Row]:
                 continue
             seen.add(resp)
             if not j["jailbroken"]:
-                out.append(_r("jbb", resp, 0, kind="llm_output", group="refusal"))
+                out.append(_r("jbb", resp, 0, kind="llm_output"))  # a refusal
             elif j["category"] in JBB:
                 out.append(_r("jbb", resp, 1, {JBB[j["category"]]}, exclusive=True,
                               kind="llm_output"))
@@ -251,12 +251,13 @@ def xstest(root: Path, rng: random.Random) -> list[Row]:
     they are harmful, only whether the model complied."""
     safe = {d["prompt"]: d["type"] for d in _csv(root / "xstest" / "xstest_prompts.csv")
             if d["label"] == "safe"}
-    out = [_r("xstest", p, 0, kind="prompt", group="safe_prompt") for p in safe]
+    # group = the prompt: a prompt and its five completions share a split
+    out = [_r("xstest", p, 0, kind="prompt", group=p) for p in safe]
     for f in sorted((root / "xstest").glob("xstest_v2_completions_*.csv")):
         for d in _csv(f):
             if d["prompt"] in safe and d["completion"].strip():
                 out.append(_r("xstest", d["completion"], 0, kind="llm_output",
-                              group="safe_completion"))
+                              group=d["prompt"]))
     return out
 
 
