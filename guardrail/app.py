@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from guardrail import __version__
 from guardrail.db import make_engine, upgrade
 from guardrail.deps import AppState
-from guardrail.errors import ApiError, UpstreamError
+from guardrail.errors import ApiError, GuardrailError, StoreError, UpstreamError, api_error_of
 from guardrail.incidents.store import IncidentStore
+from guardrail.logs import event
 from guardrail.metrics import Metrics, RouteLabels
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.policy import PolicySet
@@ -31,6 +32,7 @@ from guardrail.runtime import Runtime
 from guardrail.settings import Settings
 
 log = logging.getLogger("guardrail")
+access_log = logging.getLogger("guardrail.access")
 
 SCRIPTED_BASE = "http://scripted-upstream.guardrail.invalid/v1"
 
@@ -43,7 +45,7 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     policies = PolicySet.load(settings.policy_dir, list(settings.policy_files),
                               settings.default_policy, settings.key_policy_map())
     metrics = Metrics()
-    cache = ScannerCache(runtime)
+    cache: ScannerCache = runtime.service("scanners", lambda: ScannerCache(runtime))
     pipelines = {name: Pipeline(p, cache, observer=metrics.observe_scan,
                                 on_failure=metrics.observe_failure)
                  for name, p in policies.policies.items()}
@@ -81,6 +83,11 @@ def _announce(state: AppState) -> None:
                      sc["backend"], sc["model"] or "-", sc["model_version"] or "-",
                      f" encoder={details['encoder']}" if details.get("encoder") else "",
                      f" DEGRADED: {sc['degraded']}" if sc.get("degraded") else "")
+            if sc.get("degraded"):
+                event(log, logging.WARNING, "scanner_degraded",
+                      policy=f"{name}@{pipe.policy.version}", scanner=sc["name"],
+                      backend=sc["backend"], loaded=sc.get("loaded", True),
+                      degraded=sc["degraded"])
     if state.extras.get("scripted"):
         log.warning("!!! NO UPSTREAM CONFIGURED: using the built-in SCRIPTED upstream (canned "
                     "replies). Set GUARDRAIL_UPSTREAM_URL to proxy a real endpoint. !!!")
@@ -96,7 +103,9 @@ def _announce(state: AppState) -> None:
 
 
 class RequestContextMiddleware:
-    """Request id, in-flight gauge and request counter, as plain ASGI (no body buffering)."""
+    """Request id, in-flight gauge, request counter and the access log line (method, route
+    template, status, ms: never the raw path, query string or a header), as plain ASGI (no
+    body buffering)."""
 
     def __init__(self, app: ASGIApp, metrics_getter: Any) -> None:
         self.app = app
@@ -124,11 +133,16 @@ class RequestContextMiddleware:
 
         gauge = metrics.in_flight.labels(route)
         gauge.inc()
+        t0 = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapped)
         finally:
             gauge.dec()
-            metrics.requests.labels(self.routes.after(scope), str(status["code"])).inc()
+            template = self.routes.after(scope)
+            metrics.requests.labels(template, str(status["code"])).inc()
+            event(access_log, logging.INFO, "access", method=scope.get("method"),
+                  route=template, status=status["code"],
+                  ms=round((time.perf_counter() - t0) * 1000, 1), request_id=rid)
 
 
 def _error(exc: ApiError) -> Response:
@@ -150,6 +164,8 @@ def create_app(settings: Settings | None = None,
         await state.background.drain()
         await state.upstream.aclose()
         await state.extras["image_fetcher"].aclose()
+        # scanners' worker pools, harm batchers and model threads, remote backends' clients
+        await state.runtime.aclose()
         state.store.engine.dispose()
 
     docs: dict[str, Any] = ({} if settings.api_docs else  # off unless asked for (development)
@@ -160,6 +176,15 @@ def create_app(settings: Settings | None = None,
     @app.exception_handler(ApiError)
     async def _api_error(_r: Request, exc: ApiError) -> Response:
         return _error(exc)
+
+    @app.exception_handler(GuardrailError)
+    async def _ours(request: Request, exc: GuardrailError) -> Response:
+        # a store outage is 503 in OpenAI's format, never a bare 500; the log line names the
+        # error's type only (a store's message may quote a key or a name)
+        name = "store_unavailable" if isinstance(exc, StoreError) else "internal_error"
+        event(log, logging.ERROR, name, request_id=getattr(request.state, "request_id", None),
+              error=type(exc).__name__)
+        return _error(api_error_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_r: Request, exc: RequestValidationError) -> Response:
@@ -178,7 +203,7 @@ def create_app(settings: Settings | None = None,
 
     @app.exception_handler(Exception)
     async def _unhandled(_r: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
+        event(log, logging.ERROR, "unhandled_error", exc_info=exc, error=type(exc).__name__)
         return JSONResponse({"error": {"message": "Internal error in guardrail.",
                                        "type": "server_error", "param": None,
                                        "code": "internal_error"}}, status_code=500)

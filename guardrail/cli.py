@@ -6,7 +6,6 @@ import argparse
 import csv
 import ipaddress
 import json
-import logging
 import socket
 import sys
 from pathlib import Path
@@ -40,18 +39,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.policy:
         overrides["policy_files"] = [Path(p) for p in args.policy]
     settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "presidio-analyzer"):  # per-migration / per-recognizer chatter
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from guardrail import logs
+
+    logs.configure(settings.log_format, settings.log_level)  # JSON lines unless told otherwise
     if settings.dev_mode and not _is_loopback(settings.host) and not _store_has_keys():
         print(f"refusing to bind {settings.host}: no client keys (GUARDRAIL_API_KEYS or "
               "`guardrail keys add`). Add one, or bind a loopback address (127.0.0.1) for dev "
               "mode.", file=sys.stderr)
         return 2
     app = create_app(settings)
+    # log_config=None: uvicorn's lines go through our handler; the access log is guardrail's own
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False)
+                access_log=False, log_config=None)
     return 0
 
 

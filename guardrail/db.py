@@ -2,15 +2,27 @@
 
 SQLAlchemy 2 (sync engine, used from worker threads) + Alembic migrations. SQLite in WAL
 mode is the embedded default; PostgreSQL via ``GUARDRAIL_DATABASE_URL``.
+
+The SQLAlchemy boundary: every engine from :func:`make_engine` turns the driver errors it
+sees (connecting, executing, committing) into our :class:`guardrail.errors.StoreError`
+subclasses through :func:`guardrail.errors.map_store_exception`, for every store that uses
+it; :func:`store_errors` does the same for what SQLAlchemy raises outside the driver (a pool
+timeout) at a store's methods. Nothing above the stores sees a SQLAlchemy exception.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from guardrail.errors import map_store_exception
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -24,7 +36,32 @@ class Base(DeclarativeBase):
     pass
 
 
+def _translate(ctx: ExceptionContext) -> None:
+    """``handle_error`` hook: the driver's error, as ours (SQLAlchemy has rolled back or
+    invalidated the connection already). The pool's pre-ping is left alone: SQLAlchemy
+    reconnects on its own when it fails."""
+    if ctx.is_pre_ping:
+        return
+    raise map_store_exception(ctx.sqlalchemy_exception or ctx.original_exception)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Around a store method: any SQLAlchemy error left (one raised outside the driver, such
+    as a pool timeout) becomes a :class:`guardrail.errors.StoreError` too."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise map_store_exception(exc) from exc
+
+
 def make_engine(url: str) -> Engine:
+    engine = _make_engine(url)
+    event.listen(engine, "handle_error", _translate)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

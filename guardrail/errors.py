@@ -8,10 +8,14 @@
     ├── ScannerError
     │   ├── ScannerLoadError        a backend could not load (start-up)
     │   └── ScannerRuntimeError     a scan failed at run time
-    │       └── RemoteBackendError  a remote backend (moderation API, LLM judge) failed
-    │           ├── RemoteBackendTimeoutError  no answer in time
-    │           └── RemoteAnswerError          answered, but not in the expected form
-    ├── StoreError                  incident store unreachable / failed
+    │       ├── RemoteBackendError  a remote backend (moderation API, LLM judge) failed
+    │       │   ├── RemoteBackendTimeoutError  no answer in time
+    │       │   └── RemoteAnswerError          answered, but not in the expected form
+    │       ├── QueueFullError      the harm batch queue is full (harm/batcher.py)
+    │       └── ScanTimeoutError    a bounded step (a policy regex) ran out of time
+    ├── StoreError                  the database failed (any SQLAlchemy error, mapped)
+    │   ├── StoreUnavailableError   unreachable, locked, read-only, pool exhausted: 503
+    │   └── StoreConflictError      a constraint refused the write (a duplicate)
     └── ApiError                    rendered as OpenAI-style error JSON
         ├── BadRequestError         400 invalid_request_error
         ├── AuthenticationError     401 invalid_api_key
@@ -23,13 +27,25 @@
         ├── UpstreamTimeoutError    504
         └── ServiceUnavailableError 503
 
-:func:`map_upstream_exception` is the boundary for httpx (the upstream);
-:func:`map_remote_exception` for httpx in remote scanner backends; :func:`map_store_exception`
-for SQLAlchemy.
+Boundaries (each third-party family is caught in one place):
+
+* httpx: :func:`httpx_errors` is the only ``except`` on httpx's exceptions (upstream calls,
+  the SSE relay, remote scanner backends, image fetches); it classifies the failure
+  (:class:`HttpFailure`) and a translator makes it ours: :func:`upstream_failure`,
+  :func:`remote_failure`, the image fetcher's own.
+* SQLAlchemy: :func:`map_store_exception` turns any SQLAlchemy error into a
+  :class:`StoreError`; :func:`guardrail.db.make_engine` installs it on every engine (driver
+  errors, connect errors included) and :func:`guardrail.db.store_errors` at the stores'
+  methods for the rest (a pool timeout).
+* The app (:mod:`guardrail.app`) renders every :class:`GuardrailError` in OpenAI's error
+  format: :class:`ApiError` as itself, :class:`StoreError` as 503 ``store_unavailable``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -85,8 +101,22 @@ class RemoteAnswerError(RemoteBackendError):
     an unexpected label)."""
 
 
+class ScanTimeoutError(ScannerRuntimeError, TimeoutError):
+    """A bounded step inside a scan ran out of its time (a policy regular expression): the
+    runner records it as a timeout and applies the scanner's ``on_error``."""
+
+
 class StoreError(GuardrailError):
-    pass
+    """The database failed. Never shown to a client as more than "unavailable": the message
+    may name tables and constraints."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached or cannot take the write now."""
+
+
+class StoreConflictError(StoreError):
+    """A constraint refused the write (a unique name or key taken)."""
 
 
 class ApiError(GuardrailError):
@@ -178,31 +208,106 @@ class UpstreamError(ApiError):
         self.content_type = content_type or "application/json"
 
 
-def map_upstream_exception(exc: Exception) -> ApiError:
-    """Translate an httpx exception into our API error (never leaks the upstream key)."""
+@dataclass(frozen=True)
+class HttpFailure:
+    """An httpx failure, classified: ``kind`` is ``connect_timeout``, ``timeout`` (read, write,
+    pool), ``connect`` (refused, unresolvable), ``transport`` (other network or protocol
+    failure), ``invalid_url`` or ``failed`` (anything else httpx raised); ``name`` its class
+    name (messages name it, never the URL or a header)."""
+
+    kind: str
+    name: str
+
+    @property
+    def timed_out(self) -> bool:
+        return self.kind in ("connect_timeout", "timeout")
+
+
+def _classify(exc: Exception) -> HttpFailure:
     import httpx
 
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return HttpFailure("connect_timeout", name)
+    if isinstance(exc, httpx.TimeoutException):
+        return HttpFailure("timeout", name)
+    if isinstance(exc, httpx.ConnectError):
+        return HttpFailure("connect", name)
+    if isinstance(exc, httpx.TransportError):
+        return HttpFailure("transport", name)
+    if isinstance(exc, httpx.InvalidURL):
+        return HttpFailure("invalid_url", name)
+    return HttpFailure("failed", name)
+
+
+@contextmanager
+def httpx_errors(translate: Callable[[HttpFailure], GuardrailError]) -> Iterator[None]:
+    """The httpx boundary (after httpx's own ``map_httpcore_exceptions``): any httpx error
+    raised in the block becomes ``translate(failure)``; ours pass through untouched. The
+    httpx exception is not chained (its text may hold a URL with a query string)."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
+        raise translate(_classify(exc)) from None
+
+
+def upstream_failure(f: HttpFailure) -> ApiError:
+    """The upstream (an OpenAI-compatible API) failed: 504 on a timeout, else 502."""
+    if f.timed_out:
+        return UpstreamTimeoutError(f"upstream timed out ({f.name})")
+    if f.kind in ("connect", "transport"):
+        return UpstreamUnreachableError(f"upstream unreachable ({f.name})")
+    return UpstreamUnreachableError(f"upstream failed ({f.name})")
+
+
+def remote_failure(backend: str, host: str, connect_s: float,
+                   request_s: float) -> Callable[[HttpFailure], RemoteBackendError]:
+    """A translator for a remote scanner backend's httpx failures (timeouts name the bound
+    that ran out)."""
+
+    def translate(f: HttpFailure) -> RemoteBackendError:
+        if f.kind == "connect_timeout":
+            return RemoteBackendTimeoutError(
+                backend, host,
+                f"no connection within {connect_s * 1000:.0f} ms (connect_timeout_ms)")
+        if f.timed_out:
+            return RemoteBackendTimeoutError(
+                backend, host,
+                f"no answer within {request_s * 1000:.0f} ms (request_timeout_ms; {f.name})")
+        if f.kind in ("connect", "transport"):
+            return RemoteBackendError(backend, host, f"unreachable ({f.name})")
+        return RemoteBackendError(backend, host, f"request failed ({f.name})")
+
+    return translate
+
+
+def map_store_exception(exc: BaseException) -> StoreError:
+    """Any SQLAlchemy (or driver) error as ours: unreachable, locked, read-only or a pool
+    timeout is :class:`StoreUnavailableError`, a constraint :class:`StoreConflictError`."""
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, StoreError):
+        return exc
+    message = f"store failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    if isinstance(exc, sa.IntegrityError):
+        return StoreConflictError(message)
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.DisconnectionError
+                  | sa.TimeoutError):
+        return StoreUnavailableError(message)
+    return StoreError(message)
+
+
+def api_error_of(exc: GuardrailError) -> ApiError:
+    """How any of our errors answers a client (OpenAI's error format). A store failure is 503
+    ``store_unavailable``: whatever the request was waiting on (an incident record, above
+    all) could not be written or read, so nothing it concerns was released."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeoutError(f"upstream timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
-        return UpstreamUnreachableError(f"upstream unreachable ({type(exc).__name__})")
-    return UpstreamUnreachableError(f"upstream failed ({type(exc).__name__})")
-
-
-def map_remote_exception(exc: Exception, backend: str, host: str) -> RemoteBackendError:
-    """Translate an httpx exception raised while calling a remote scanner backend."""
-    import httpx
-
-    if isinstance(exc, RemoteBackendError):
-        return exc
-    if isinstance(exc, httpx.TimeoutException):
-        return RemoteBackendTimeoutError(backend, host, f"timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
-        return RemoteBackendError(backend, host, f"unreachable ({type(exc).__name__})")
-    return RemoteBackendError(backend, host, f"request failed ({type(exc).__name__})")
-
-
-def map_store_exception(exc: Exception) -> StoreError:
-    return StoreError(f"incident store failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    if isinstance(exc, StoreError):
+        return ServiceUnavailableError(
+            "guardrail's store is unavailable; the response was withheld (an intervention is "
+            "never released without its incident record). Retry later.",
+            code="store_unavailable", headers={"Retry-After": "5"})
+    return ApiError("Internal error in guardrail.", code="internal_error")

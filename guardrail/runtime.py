@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
+from guardrail.logs import event
 from guardrail.settings import Settings
+
+log = logging.getLogger("guardrail")
 
 
 @dataclass
@@ -24,3 +28,18 @@ class Runtime:
         if name not in self.services:
             self.services[name] = factory()
         return self.services[name]
+
+    async def aclose(self) -> None:
+        """Release what the services hold (threads, clients), newest first: each service, or
+        each part of a tuple-valued one (a backend and its batcher pool), that has
+        ``aclose()``. Called once, from the app's lifespan at shutdown."""
+        from guardrail.pipeline.protocol import Closeable
+
+        for name, service in reversed(list(self.services.items())):
+            for part in service if isinstance(service, tuple) else (service,):
+                if isinstance(part, Closeable):
+                    try:
+                        await part.aclose()
+                    except Exception as exc:  # noqa: BLE001 - the others still close
+                        event(log, logging.WARNING, "service_close_failed", service=name,
+                              error=type(exc).__name__)

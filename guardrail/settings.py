@@ -160,6 +160,14 @@ class Settings(BaseSettings):
         "pages load their scripts from a CDN, so they are blank offline)."
     )
     log_level: str = "info"
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Operations log: one JSON object per line (`json`) or "
+        "`key=value` text (`text`, for a terminal). See guardrail/logs.py for the events."
+    )
+    scanner_workers: int = Field(
+        2, ge=1, le=64, description="Threads of each thread-backed scanner's own pool (pii, "
+        "ip), unless its policy config sets `workers`."
+    )
 
     @field_validator("policy_files", "image_fetch_hosts", "image_fetch_private_hosts",
                      mode="before")

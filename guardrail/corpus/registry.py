@@ -20,11 +20,12 @@ from sqlalchemy import Engine, func, select
 from guardrail.corpus.index import CorpusIndex
 from guardrail.corpus.models import CorpusRow, WorkRow
 from guardrail.db import session_factory
+from guardrail.errors import GuardrailError
 
 log = logging.getLogger("guardrail.corpus")
 
 
-class CorpusNotFound(LookupError):
+class CorpusNotFound(GuardrailError, LookupError):
     pass
 
 

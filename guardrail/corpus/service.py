@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardrail.corpus.index import CorpusIndex
 from guardrail.corpus.registry import CorpusRegistry, WorkInput
+from guardrail.errors import GuardrailError
 
 if TYPE_CHECKING:
     from guardrail.runtime import Runtime
@@ -46,6 +47,14 @@ def get_registry(runtime: Runtime) -> CorpusRegistry:
     )
 
 
+class CorpusInputError(GuardrailError, ValueError):
+    """A corpus file that cannot be read as works (bad JSON, no text)."""
+
+
+class CorpusPathNotFound(GuardrailError, FileNotFoundError):
+    """A corpus path that does not exist."""
+
+
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
     for enc in ("utf-8-sig", "cp932", "latin-1"):
@@ -60,7 +69,7 @@ def work_from_json(obj: dict[str, Any], default_title: str) -> WorkInput:
     """One JSONL record: ``text`` required; ``title``, ``id``, ``source_url``,
     ``rights_holder``, ``license`` optional; anything else is kept as metadata."""
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        raise ValueError("each JSON record needs a string field 'text'")
+        raise CorpusInputError("each JSON record needs a string field 'text'")
     known = {"text", "title", "id", "source_url", "rights_holder", "license"}
     return WorkInput(
         title=str(obj.get("title") or default_title),
@@ -87,10 +96,10 @@ def read_paths(paths: Iterable[str | Path]) -> list[WorkInput]:
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise ValueError(f"{p}:{n}: invalid JSON: {exc}") from exc
+                        raise CorpusInputError(f"{p}:{n}: invalid JSON: {exc}") from exc
                     out.append(work_from_json(obj, f"{p.stem} #{n}"))
         elif p.is_file():
             out.append(WorkInput(title=p.name, text=_read_text(p), meta={"path": str(p)}))
         else:
-            raise FileNotFoundError(str(p))
+            raise CorpusPathNotFound(f"{p}: no such file or directory")
     return out

@@ -32,6 +32,10 @@ class QueueFullError(ScannerRuntimeError):
     """The batch queue is full and the batcher is set to reject rather than wait."""
 
 
+class BatcherClosedError(ScannerRuntimeError):
+    """The batcher was closed (shutting down): queued and in-flight items get this."""
+
+
 class MicroBatcher(Generic[T, R]):
     def __init__(
         self,
@@ -50,6 +54,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue(max_queue)
         self._executor = executor
         self._worker: asyncio.Task[None] | None = None
+        self._closed = False
         self.batches = 0
         self.items = 0
 
@@ -58,6 +63,8 @@ class MicroBatcher(Generic[T, R]):
 
     async def submit_many(self, items: Sequence[T]) -> list[R]:
         loop = asyncio.get_running_loop()
+        if self._closed:
+            raise BatcherClosedError("harm batcher is closed")
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run())
         futs: list[asyncio.Future[R]] = []
@@ -107,6 +114,9 @@ class MicroBatcher(Generic[T, R]):
                 results = await loop.run_in_executor(
                     self._executor, self.fn, [item for item, _ in live]
                 )
+            except asyncio.CancelledError:  # closed mid-batch: no waiter is left hanging
+                _refuse(live)
+                raise
             except Exception as exc:  # noqa: BLE001 - handed to every waiter
                 for _, fut in live:
                     if not fut.done():
@@ -119,10 +129,24 @@ class MicroBatcher(Generic[T, R]):
                     fut.set_result(res)
 
     async def aclose(self) -> None:
+        """Stop the worker; every item queued or in the batch being computed fails with
+        :class:`BatcherClosedError` (a waiting scan records a failure, never hangs)."""
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+            self._worker = None
+        left = []
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        _refuse(left)
+
+
+def _refuse(items: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    for _, fut in items:
+        if not fut.done():
+            fut.set_exception(BatcherClosedError("harm batcher is closed"))
 
 
 class BatcherPool(Generic[T, R]):
@@ -136,6 +160,17 @@ class BatcherPool(Generic[T, R]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harm-model")
         self._by_loop: dict[int, tuple[asyncio.AbstractEventLoop, MicroBatcher[T, R]]] = {}
         self._lock = threading.Lock()
+
+    async def aclose(self) -> None:
+        """Close this loop's batcher (the others' loops have ended, their workers with them)
+        and the model thread (it ends after the batch it is computing)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            mine = [b for owner, b in self._by_loop.values() if owner is loop]
+            self._by_loop.clear()
+        for batcher in mine:
+            await batcher.aclose()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def get(self) -> MicroBatcher[T, R]:
         loop = asyncio.get_running_loop()

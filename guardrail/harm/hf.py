@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from guardrail.errors import ScannerError
 from guardrail.harm.taxonomy import map_label
 
 DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
@@ -26,7 +27,7 @@ _RENAME = {"toxic": "toxicity", "identity_hate": "identity_attack",
            "severe_toxic": "severe_toxicity"}
 
 
-class BackendLoadError(Exception):
+class BackendLoadError(ScannerError):
     """Raised by a backend's ``load()``; the scanner turns it into ScannerLoadError."""
 
 

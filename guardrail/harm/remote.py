@@ -30,10 +30,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from guardrail.errors import (
+    HttpFailure,
     RemoteAnswerError,
     RemoteBackendError,
     RemoteBackendTimeoutError,
-    map_remote_exception,
+    httpx_errors,
+    remote_failure,
 )
 
 T = TypeVar("T")
@@ -157,13 +159,19 @@ class RemoteBackend:
         if not self.probe:
             return
         try:
-            with httpx.Client(timeout=self._timeout(), follow_redirects=False) as client:
+            with (httpx_errors(self._failure),
+                  httpx.Client(timeout=self._timeout(), follow_redirects=False) as client):
                 resp = client.post(self.url, json=self.body(self.probe_texts()),
                                    headers=self._headers())
                 self.read(self._json(resp), self.probe_texts())
-        except Exception as exc:  # noqa: BLE001 - any probe failure is a load failure
-            err = map_remote_exception(exc, self.name, self.host)
+        except RemoteBackendError as err:
             raise BackendLoadError(f"probe failed: {self._scrub(str(err))}") from None
+        except Exception as exc:  # noqa: BLE001 - any probe failure is a load failure
+            raise BackendLoadError(f"probe failed: {self.name} at {self.host}: "
+                                   f"answer unreadable ({type(exc).__name__})") from None
+
+    def _failure(self, f: HttpFailure) -> RemoteBackendError:
+        return remote_failure(self.name, self.host, self.connect_s, self.request_s)(f)
 
     def details(self) -> dict[str, Any]:
         return {"url_host": self.host, "endpoint": self.endpoint, "model": self.model,
@@ -222,22 +230,13 @@ class RemoteBackend:
         client = self._clients.get()
         try:
             async with asyncio.timeout(self.request_s):
-                resp = await client.post(self.url, json=self.body(texts), headers=self._headers())
+                with httpx_errors(self._failure):
+                    resp = await client.post(self.url, json=self.body(texts),
+                                             headers=self._headers())
         except TimeoutError:
             raise RemoteBackendTimeoutError(
                 self.name, self.host,
                 f"no answer within {self.request_s * 1000:.0f} ms (request_timeout_ms)") from None
-        except httpx.ConnectTimeout:
-            raise RemoteBackendTimeoutError(
-                self.name, self.host,
-                f"no connection within {self.connect_s * 1000:.0f} ms (connect_timeout_ms)",
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise RemoteBackendTimeoutError(
-                self.name, self.host, f"no answer within {self.request_s * 1000:.0f} ms "
-                f"(request_timeout_ms; {type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise map_remote_exception(exc, self.name, self.host) from None
         return self.read(self._json(resp), texts)
 
 

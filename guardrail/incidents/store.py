@@ -12,11 +12,9 @@ from typing import Any
 
 import anyio
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from guardrail.db import session_factory
-from guardrail.errors import map_store_exception
+from guardrail.db import session_factory, store_errors
 from guardrail.incidents import events
 from guardrail.incidents.chain import GENESIS, SEALED_FIELDS, record_hash
 from guardrail.incidents.models import ChainHead, IncidentRow
@@ -73,7 +71,9 @@ def row_dict(row: IncidentRow) -> dict[str, Any]:
 
 
 class IncidentStore:
-    """SQL-backed store. Sync methods run in worker threads; ``*_async`` wrap them."""
+    """SQL-backed store. Sync methods run in worker threads; ``*_async`` wrap them. Every
+    database failure leaves as a :class:`guardrail.errors.StoreError` (the engine's boundary,
+    and :func:`guardrail.db.store_errors` here)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -98,26 +98,23 @@ class IncidentStore:
     def append(self, drafts: list[IncidentDraft]) -> list[str]:
         if not drafts:
             return []
-        try:
-            with self.sessions.begin() as s:
-                head = self.lock_head(s)
-                prev, seq = head.last_hash, head.last_seq
-                now = datetime.now(UTC)
-                for d in drafts:
-                    seq += 1
-                    fields = {**d.__dict__, "seq": seq, "created_at": now}
-                    h = record_hash(prev, fields)
-                    review_status = d.review_status
-                    s.add(IncidentRow(
-                        seq=seq, created_at=now, prev_hash=prev, record_hash=h, redress=[],
-                        reviewer=None, **{k: v for k, v in d.__dict__.items()
-                                          if k not in ("review_status",)},
-                        review_status=review_status,
-                    ))
-                    prev = h
-                head.last_seq, head.last_hash, head.count = seq, prev, head.count + len(drafts)
-        except SQLAlchemyError as exc:
-            raise map_store_exception(exc) from exc
+        with store_errors(), self.sessions.begin() as s:
+            head = self.lock_head(s)
+            prev, seq = head.last_hash, head.last_seq
+            now = datetime.now(UTC)
+            for d in drafts:
+                seq += 1
+                fields = {**d.__dict__, "seq": seq, "created_at": now}
+                h = record_hash(prev, fields)
+                review_status = d.review_status
+                s.add(IncidentRow(
+                    seq=seq, created_at=now, prev_hash=prev, record_hash=h, redress=[],
+                    reviewer=None, **{k: v for k, v in d.__dict__.items()
+                                      if k not in ("review_status",)},
+                    review_status=review_status,
+                ))
+                prev = h
+            head.last_seq, head.last_hash, head.count = seq, prev, head.count + len(drafts)
         return [d.id for d in drafts]
 
     async def append_async(self, drafts: list[IncidentDraft]) -> list[str]:
@@ -127,7 +124,7 @@ class IncidentStore:
 
     # -- read -------------------------------------------------------------------------------
     def get(self, incident_id: str) -> dict[str, Any] | None:
-        with self.sessions() as s:
+        with store_errors(), self.sessions() as s:
             row = s.execute(select(IncidentRow).where(IncidentRow.id == incident_id)).scalar()
             return row_dict(row) if row else None
 
@@ -150,13 +147,13 @@ class IncidentStore:
             stmt = stmt.where(IncidentRow.created_at >= since)
         if until is not None:
             stmt = stmt.where(IncidentRow.created_at < until)
-        with self.sessions() as s:
+        with store_errors(), self.sessions() as s:
             return [row_dict(r) for r in s.execute(stmt).scalars()]
 
     def iter_all(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
         last = 0
         while True:
-            with self.sessions() as s:
+            with store_errors(), self.sessions() as s:
                 rows = s.execute(select(IncidentRow).where(IncidentRow.seq > last)
                                  .order_by(IncidentRow.seq).limit(batch)).scalars().all()
             if not rows:
@@ -166,11 +163,11 @@ class IncidentStore:
             last = rows[-1].seq
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with store_errors(), self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def count(self) -> int:
-        with self.sessions() as s:
+        with store_errors(), self.sessions() as s:
             return int(s.execute(select(func.count()).select_from(IncidentRow)).scalar_one())
 
     # -- verify -----------------------------------------------------------------------------
@@ -185,6 +182,10 @@ class IncidentStore:
 
     def verify(self) -> VerifyReport:
         """Walk the chain in sequence order: incidents and review events together."""
+        with store_errors():
+            return self._verify()
+
+    def _verify(self) -> VerifyReport:
         problems: list[str] = []
         prev, expected_seq, checked = GENESIS, 1, 0
         for link in heapq.merge(self._links(), events.links(self), key=lambda x: x.seq):

@@ -10,11 +10,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from guardrail.db import session_factory
-from guardrail.errors import BadRequestError, NotFoundError, map_store_exception
+from guardrail.errors import (
+    BadRequestError,
+    NotFoundError,
+    StoreConflictError,
+    map_store_exception,
+)
 from guardrail.people.models import PersonRow, PersonTokenRow, SessionRow
 from guardrail.people.passwords import (
     digest,
@@ -84,7 +89,7 @@ class PeopleStore:
                 s.add(row)
                 s.flush()
                 return person_dict(row)
-        except IntegrityError:
+        except StoreConflictError:  # the engine's boundary (guardrail.db) maps it
             raise BadRequestError(f"A person named {shown!r} exists already.", param="name",
                                   code="already_exists") from None
         except SQLAlchemyError as exc:

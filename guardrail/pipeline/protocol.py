@@ -12,11 +12,14 @@ fast. Import inside ``load()``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.pipeline.types import Action, Finding, ScanContext, ScannerInfo, ScanResult
+
+if TYPE_CHECKING:
+    from guardrail.pipeline.workers import WorkerPool
 
 FailMode = Literal["fail_open", "fail_closed"]
 Enforcement = Literal["enforce", "monitor"]
@@ -132,6 +135,24 @@ class ReleaseBounded(Protocol):
         once more text follows would include anything before it. ``text[:scanned_upto]`` has
         just been scanned by this scanner (the relay's window: released context, then held
         text). At most ``scanned_upto``; must be cheap (it runs after every stream scan)."""
+
+
+@runtime_checkable
+class Pooled(Protocol):
+    """Optional: a scanner whose blocking work runs on its own bounded
+    :class:`guardrail.pipeline.workers.WorkerPool` (the runner reports the pool's load when
+    such a scan times out)."""
+
+    @property
+    def workers(self) -> WorkerPool: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """Optional: a scanner holding resources (threads, clients) that the app's lifespan
+    releases at shutdown, through :meth:`guardrail.pipeline.runner.ScannerCache.aclose`."""
+
+    async def aclose(self) -> None: ...
 
 
 def release_bound(scanner: Scanner, text: str, scanned_upto: int) -> int:

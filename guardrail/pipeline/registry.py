@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field
 
+from guardrail.errors import ConfigError
+
 if TYPE_CHECKING:
     from guardrail.pipeline.protocol import ScannerConfig
 
@@ -23,12 +25,17 @@ SCANNERS: dict[str, str] = {
 }
 
 
+class UnknownScannerError(ConfigError, KeyError):
+    """A policy names a scanner type the registry does not have."""
+
+
 @cache
 def scanner_class(type_name: str) -> Any:
     try:
         path = SCANNERS[type_name]
     except KeyError:
-        raise KeyError(f"unknown scanner type {type_name!r}; known: {sorted(SCANNERS)}") from None
+        raise UnknownScannerError(
+            f"unknown scanner type {type_name!r}; known: {sorted(SCANNERS)}") from None
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from guardrail.logs import event
+from guardrail.pipeline.protocol import Pooled
 from guardrail.pipeline.registry import scanner_class
 from guardrail.pipeline.types import (
     Action,
@@ -73,7 +75,8 @@ class ScannerCache:
         except ScannerLoadError as exc:
             if not config.optional:
                 raise
-            log.warning("optional scanner %s not loaded: %s", config.instance_name, exc)
+            event(log, logging.WARNING, "scanner_not_loaded", scanner=config.instance_name,
+                  backend=exc.backend, optional=True, missing=exc.missing)
             entry = (
                 None,
                 ScannerInfo(
@@ -86,6 +89,19 @@ class ScannerCache:
             )
         self._by_key[key] = entry
         return entry
+
+    async def aclose(self) -> None:
+        """Release every loaded scanner's threads and clients (the app's lifespan, at
+        shutdown); each one once, whatever the number of policies sharing it."""
+        from guardrail.pipeline.protocol import Closeable
+
+        for scanner, info, _ok in self._by_key.values():
+            if isinstance(scanner, Closeable):
+                try:
+                    await scanner.aclose()
+                except Exception as exc:  # noqa: BLE001 - one failure must not stop the rest
+                    event(log, logging.WARNING, "scanner_close_failed", scanner=info.name,
+                          error=type(exc).__name__)
 
 
 class Pipeline:
@@ -167,8 +183,8 @@ class Pipeline:
             try:
                 b = release_bound(s.scanner, text, scanned_upto)
             except Exception as exc:  # noqa: BLE001 - a bound bug must not end the stream
-                log.warning("scanner %s: safe_release failed (%s); holding its fixed window",
-                            s.info.name, type(exc).__name__)
+                event(log, logging.WARNING, "release_bound_failed",  # holds its fixed window
+                      scanner=s.info.name, error=type(exc).__name__)
                 b = scanned_upto - s.scanner.holdback_chars
             bound = min(bound, b)
         return max(0, bound)
@@ -226,11 +242,15 @@ class Pipeline:
     async def _run_inline(
         self, loaded: LoadedScanner, ctx: ScanContext
     ) -> ScanResult | ScannerFailure:
-        """Inline scanners never await: a timeout could not interrupt them, so none is set."""
+        """Inline scanners never await: a timeout could not interrupt them, so none is set;
+        they bound their own work (the denylist's regular expressions have a match timeout,
+        :class:`guardrail.errors.ScanTimeoutError`, recorded as a timeout)."""
         assert loaded.scanner is not None
         start = time.perf_counter()
         try:
             result = await loaded.scanner.scan(ctx)
+        except TimeoutError as exc:
+            return self._failure(loaded, ctx, "timeout", str(exc)[:500], start)
         except Exception as exc:  # noqa: BLE001
             return self._failure(loaded, ctx, "error", f"{type(exc).__name__}: {exc}"[:500],
                                  start, exc)
@@ -250,6 +270,8 @@ class Pipeline:
                 result = await loaded.scanner.scan(ctx)
         except TimeoutError:
             reason, message = "timeout", f"no result within {loaded.timeout_s * 1000:.0f} ms"
+            if isinstance(loaded.scanner, Pooled):  # honest: was it waiting for a thread?
+                message += f" ({loaded.scanner.workers.describe_load()})"
         except Exception as exc:  # noqa: BLE001 - any scanner bug becomes a recorded failure
             reason, message, error = "error", f"{type(exc).__name__}: {exc}"[:500], exc
         else:
@@ -263,22 +285,27 @@ class Pipeline:
         error: Exception | None = None,
     ) -> ScannerFailure:
         name = loaded.info.name
+        elapsed = time.perf_counter() - start
         if self.observer:
-            self.observer(name, reason, time.perf_counter() - start)
+            self.observer(name, reason, elapsed)
         if self.on_failure:
             self.on_failure(name, reason, loaded.fail_mode, loaded.enforcement)
         # Never silent, never content: the exception's message may quote the text under scan,
         # so the line names only its type (the message goes to the incident record, and the
         # traceback to DEBUG).
-        log.warning(
-            "scanner failure: request_id=%s scanner=%s reason=%s fail_mode=%s enforcement=%s%s",
-            ctx.meta.request_id, name, reason, loaded.fail_mode, loaded.enforcement,
-            f" error={type(error).__name__}" if error is not None else "",
-        )
+        closed = loaded.fail_mode == "fail_closed"
+        facts: dict[str, Any] = {
+            "request_id": ctx.meta.request_id, "scanner": name, "reason": reason,
+            "fail_mode": loaded.fail_mode, "fail_open": not closed,
+            "enforcement": loaded.enforcement, "ms": round(elapsed * 1000, 1)}
+        if error is not None:
+            facts["error"] = type(error).__name__
+        if isinstance(loaded.scanner, Pooled):
+            facts["workers"] = loaded.scanner.workers.load()
+        event(log, logging.WARNING, "scanner_failure", **facts)
         if error is not None:
             log.debug("scanner %s traceback (request_id=%s)", name, ctx.meta.request_id,
                       exc_info=error)
-        closed = loaded.fail_mode == "fail_closed"
         return ScannerFailure(
             scanner=name,
             info=loaded.info,
@@ -286,4 +313,5 @@ class Pipeline:
             message=message,
             fail_mode=loaded.fail_mode,
             action=self.policy.fail_closed_action if closed else Action.FLAG,
+            elapsed_ms=elapsed * 1000,
         )

@@ -220,6 +220,7 @@ class ScannerFailure:
     message: str
     fail_mode: str  # "fail_open" | "fail_closed"
     action: Action
+    elapsed_ms: float = 0.0  # from the scan's start to its failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +244,13 @@ class Decision:
     @property
     def acting_findings(self) -> tuple[RuledFinding, ...]:
         return tuple(rf for rf in self.findings if rf.action is not Action.ALLOW)
+
+    @property
+    def scanner_ms(self) -> dict[str, float]:
+        """Milliseconds each scanner took on this text (a failed one: until it failed)."""
+        out = {r.scanner: r.elapsed_ms for r in self.results}
+        out.update({f.scanner: f.elapsed_ms for f in self.failures})
+        return out
 
 
 def apply_redactions(text: str, spans: list[tuple[int, int, str]]) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guardrail.incidents.store import IncidentDraft, content_hash
+from guardrail.logs import event
 from guardrail.pipeline.types import (
     Action,
     Decision,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from guardrail.pipeline.runner import Pipeline
 
 log = logging.getLogger("guardrail.pipeline")
+decision_log = logging.getLogger("guardrail.decision")
 
 
 @dataclass
@@ -147,6 +149,37 @@ async def guard_text(
     return Guarded(decision, ids, ctx)
 
 
+# -- the operations log ----------------------------------------------------------------------
+
+@dataclass
+class ScanTally:
+    """What a response's scans cost: milliseconds per scanner (summed over its texts and
+    stream windows) and the scanners that failed, for its ``decision`` log line."""
+
+    ms: dict[str, float] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+
+    def add(self, decision: Decision) -> None:
+        for name, ms in decision.scanner_ms.items():
+            self.ms[name] = self.ms.get(name, 0.0) + ms
+        self.failed.update(f.scanner for f in decision.failures)
+
+
+def log_decision(meta: RequestMeta, action: Action, incident_ids: list[str], tally: ScanTally,
+                 *, stream: bool, end: str | None = None) -> None:
+    """The one ``decision`` line per proxied response (guardrail/logs.py): ids, names and
+    numbers only, never content."""
+    facts: dict[str, Any] = {
+        "request_id": meta.request_id, "key_id": meta.api_key_id, "tenant": meta.tenant,
+        "policy": f"{meta.policy_name}@{meta.policy_version}", "route": meta.route,
+        "decision": action.value, "incident_ids": list(incident_ids),
+        "scanner_ms": {k: round(v, 1) for k, v in sorted(tally.ms.items())},
+        "failed": sorted(tally.failed), "stream": stream}
+    if end is not None:
+        facts["end"] = end  # streams: ok | upstream_error | store_unavailable | error
+    event(decision_log, logging.INFO, "decision", **facts)
+
+
 # -- monitor mode ----------------------------------------------------------------------------
 
 MonitorItem = tuple[ScanContext, dict[str, Any] | None]  # a text to scan + incident extras
@@ -174,8 +207,8 @@ def monitor_after_release(
         state.background.spawn(_monitor(state, client, meta, items),
                                name=f"guardrail-monitor-{meta.request_id}")
     except RuntimeError:  # no running event loop: a stream torn down outside it
-        log.warning("monitor scan not started: request_id=%s (no running event loop)",
-                    meta.request_id)
+        event(log, logging.WARNING, "monitor_not_started",  # no running event loop
+              request_id=meta.request_id)
 
 
 async def _monitor(

@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from guardrail.errors import ConfigError, UpstreamTimeoutError, UpstreamUnreachableError
+from guardrail.errors import (
+    ConfigError,
+    GuardrailError,
+    HttpFailure,
+    UpstreamTimeoutError,
+    UpstreamUnreachableError,
+    httpx_errors,
+)
 from guardrail.labelling.c2pa_images import ImageError
 
 if TYPE_CHECKING:
@@ -68,6 +75,23 @@ class ImageURLRefusedError(ImageFetchError):
 
 class ImageFetchTimeoutError(UpstreamTimeoutError):
     code = "upstream_image_fetch_timeout"
+
+
+class BadHostError(ConfigError, ValueError):
+    """An image host setting that is not ``host``, ``host:port`` or ``*.domain``."""
+
+
+class _ConnectFailed(ImageFetchError):
+    """One checked address refused the connection (the next one is tried)."""
+
+
+def _fetch_failure(f: HttpFailure) -> GuardrailError:
+    """The image fetch's translator for :func:`guardrail.errors.httpx_errors`."""
+    if f.timed_out:
+        return ImageFetchTimeoutError("fetching the upstream image timed out")
+    if f.kind == "connect":
+        return _ConnectFailed(f"fetching the upstream image failed ({f.name})")
+    return ImageFetchError(f"fetching the upstream image failed ({f.name})")
 
 
 def address_problem(ip: IPAddress, *, private_ok: bool = False) -> str | None:
@@ -109,10 +133,10 @@ class HostRule:
         try:
             url = httpx.URL(f"http://{text}")
         except httpx.InvalidURL as exc:
-            raise ValueError(f"not a host[:port]: {entry!r} ({exc})") from None
+            raise BadHostError(f"not a host[:port]: {entry!r} ({exc})") from None
         host = url.raw_host.decode("ascii")
         if not host or url.path not in ("", "/") or url.query or url.userinfo:
-            raise ValueError(f"not a host[:port]: {entry!r}")
+            raise BadHostError(f"not a host[:port]: {entry!r}")
         return cls(host, url.port, wildcard)
 
     @classmethod
@@ -222,14 +246,15 @@ class ImageFetcher:
                                           stream=True)
         headers = {"Host": target.url.netloc.decode("ascii")}
         extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
-        last: httpx.ConnectError | None = None
+        last: _ConnectFailed | None = None
         for address in target.addresses:  # each one checked; the first that connects
             request = self.client.build_request(
                 "GET", target.url.copy_with(host=address), headers=headers,
                 extensions=extensions)
             try:
-                return await self.client.send(request, stream=True)
-            except httpx.ConnectError as exc:
+                with httpx_errors(_fetch_failure):
+                    return await self.client.send(request, stream=True)
+            except _ConnectFailed as exc:
                 last = exc
         assert last is not None
         raise last
@@ -255,7 +280,7 @@ class ImageFetcher:
         except httpx.InvalidURL:
             raise ImageURLRefusedError("image URL is not a valid URL") from None
         try:
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s), httpx_errors(_fetch_failure):
                 for _hop in range(self.max_redirects + 1):
                     target = await self._target(current, upstream)
                     resp = await self._open(target)
@@ -273,10 +298,5 @@ class ImageFetcher:
         except TimeoutError:
             raise ImageFetchTimeoutError(
                 f"fetching the upstream image took over {self.timeout_s:g} s") from None
-        except httpx.TimeoutException:
-            raise ImageFetchTimeoutError("fetching the upstream image timed out") from None
-        except httpx.HTTPError as exc:
-            raise ImageFetchError(
-                f"fetching the upstream image failed ({type(exc).__name__})") from None
         raise ImageURLRefusedError(
             f"the image URL redirects more than {self.max_redirects} times")

@@ -24,6 +24,7 @@ from guardrail.deps import AppState, Client, ClientDep, State
 from guardrail.errors import (
     ApiError,
     BadRequestError,
+    GuardrailError,
     NotFoundError,
     ServiceUnavailableError,
     UpstreamUnreachableError,
@@ -56,7 +57,7 @@ class ImageSigningFailedError(ApiError):
     code = "c2pa_signing_failed"
 
 
-class _Failure(Exception):
+class _Failure(GuardrailError):  # carries one item's failure to the response
     def __init__(self, index: int, source: str, error: Exception, data: bytes | None) -> None:
         super().__init__(str(error))
         self.index, self.source, self.error, self.data = index, source, error, data

@@ -25,7 +25,9 @@ from guardrail.proxy import schemas
 from guardrail.proxy.guard import (
     Guarded,
     MonitorItem,
+    ScanTally,
     guard_text,
+    log_decision,
     monitor_after_release,
     monitor_note,
 )
@@ -114,6 +116,10 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
     action = Action.strongest([g.decision.action for g in results])
     ids = [i for g in results for i in g.incident_ids]
     state.metrics.decisions.labels(action.value, client.policy.name).inc()
+    tally = ScanTally()
+    for g in results:
+        tally.add(g.decision)
+    log_decision(meta, action, ids, tally, stream=False)
     for g in results:
         for rf in g.decision.acting_findings:
             state.metrics.findings.labels(rf.finding.scanner, rf.finding.category,
@@ -189,6 +195,8 @@ async def _stream(request: Request, state: AppState, client: Client, meta: Reque
         total = time.perf_counter() - up0
         state.metrics.upstream_latency.labels(route).observe(total)
         state.metrics.decisions.labels(guard.action.value, client.policy.name).inc()
+        log_decision(guard.meta, guard.action, guard.incident_ids, guard.tally, stream=True,
+                     end=status)
         # monitor-mode scanners: the whole text of each choice, once, after the stream ended
         # (however it ended: finished, stopped, or the client went away)
         monitor_after_release(state, client, guard.meta, _streamed_texts(guard))

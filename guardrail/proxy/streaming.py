@@ -18,6 +18,7 @@ redacted ones are rewritten. On block/hold the stream ends with a
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from guardrail.errors import map_upstream_exception
+from guardrail.errors import (
+    StoreError,
+    UpstreamTimeoutError,
+    UpstreamUnreachableError,
+    api_error_of,
+)
 from guardrail.labelling.disclosure import disclosure_field, notice_delta
+from guardrail.logs import event
 from guardrail.pipeline.types import (
     Action,
     RequestMeta,
@@ -35,10 +42,13 @@ from guardrail.pipeline.types import (
     Stage,
     detect_language,
 )
-from guardrail.proxy.guard import incident_drafts, monitor_note, record
+from guardrail.proxy.guard import ScanTally, incident_drafts, monitor_note, record
+from guardrail.proxy.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from guardrail.deps import AppState, Client
+
+log = logging.getLogger("guardrail.proxy")
 
 
 @dataclass
@@ -102,6 +112,7 @@ class StreamGuard:
         self.choices: dict[int, ChoiceState] = {}
         self.action = Action.ALLOW
         self.incident_ids: list[str] = []
+        self.tally = ScanTally()  # per-scanner ms over every window, for the decision line
         self.stopped = False
         self.template: dict[str, Any] = {}
         self.trailing: list[str] = []  # non-choice events (usage) released at the end
@@ -176,6 +187,7 @@ class StreamGuard:
                     final: bool = False) -> Action:
         ctx = ScanContext(text=text, meta=self.meta, stage=stage)
         decision = await self.client.pipeline.run(ctx)
+        self.tally.add(decision)
         recorded = text
         if stage is Stage.STREAM_WINDOW and not final:
             safe = self.client.pipeline.safe_release(text, len(text))
@@ -339,10 +351,14 @@ class StreamGuard:
 async def relay(
     guard: StreamGuard, upstream: httpx.Response, on_done: Callable[[str], None]
 ) -> AsyncIterator[bytes]:
-    """Yield guarded SSE bytes from an open upstream response; always ends the stream."""
+    """Yield guarded SSE bytes from an open upstream response; always ends the stream.
+
+    Failures end it with an OpenAI-format error event: the upstream's (502/504 codes), or a
+    store outage (``store_unavailable``: an incident could not be written, so nothing still
+    held, the text it concerns included, is released)."""
     status = "ok"
     try:
-        async for line in upstream.aiter_lines():
+        async for line in UpstreamClient.lines(upstream):
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -354,12 +370,16 @@ async def relay(
             if guard.stopped:
                 break
         yield b"".join([*await guard.finish(), b"data: [DONE]\n\n"])
-    except httpx.HTTPError as exc:
+    except (UpstreamUnreachableError, UpstreamTimeoutError) as err:
         status = "upstream_error"
-        err = map_upstream_exception(exc)
         body = err.body()
         body["error"]["message"] = f"upstream stream failed: {err.message}"
         yield sse(json.dumps(body))
+    except StoreError as exc:
+        status = "store_unavailable"
+        event(log, logging.ERROR, "stream_withheld", request_id=guard.meta.request_id,
+              error=type(exc).__name__)
+        yield sse(json.dumps(api_error_of(exc).body()))
     except Exception:
         status = "error"
         yield sse(json.dumps({"error": {"message": "guardrail failed while relaying the stream",

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from guardrail.errors import UpstreamError, map_upstream_exception
+from guardrail.errors import UpstreamError, httpx_errors, upstream_failure
 
 # Client request headers worth passing on to the upstream (everything else stays here).
 FORWARD_HEADERS = ("openai-organization", "openai-project", "user-agent", "x-request-id")
@@ -71,12 +71,10 @@ class UpstreamClient:
     ) -> httpx.Response:
         """Send a request and read the whole response. 4xx/5xx become :class:`UpstreamError`
         carrying the upstream body; transport failures become 502/504."""
-        try:
+        with httpx_errors(upstream_failure):
             resp = await self.client.request(
                 method, self._url(path, base_url), content=content, headers=self._headers(headers)
             )
-        except Exception as exc:  # noqa: BLE001 - the one httpx boundary
-            raise map_upstream_exception(exc) from exc
         if resp.status_code >= 400:
             raise UpstreamError(resp.status_code, resp.content, resp.headers.get("content-type"))
         return resp
@@ -93,17 +91,24 @@ class UpstreamClient:
         req = self.client.build_request(
             "POST", self._url(path, base_url), content=content, headers=self._headers(headers)
         )
-        try:
+        with httpx_errors(upstream_failure):
             resp = await self.client.send(req, stream=True)
-        except Exception as exc:  # noqa: BLE001
-            raise map_upstream_exception(exc) from exc
         try:
             if resp.status_code >= 400:
-                body = await resp.aread()
+                with httpx_errors(upstream_failure):
+                    body = await resp.aread()
                 raise UpstreamError(resp.status_code, body, resp.headers.get("content-type"))
             yield resp
         finally:
-            await resp.aclose()
+            with httpx_errors(upstream_failure):
+                await resp.aclose()
+
+    @staticmethod
+    async def lines(resp: httpx.Response) -> AsyncIterator[str]:
+        """The lines of an open streamed response; a failure mid-stream is ours (502/504)."""
+        with httpx_errors(upstream_failure):
+            async for line in resp.aiter_lines():
+                yield line
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -11,7 +11,6 @@ is the corpus name, so a policy may set per-corpus thresholds and actions under
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -19,6 +18,7 @@ from pydantic import Field
 
 from guardrail.pipeline.protocol import ScannerConfig
 from guardrail.pipeline.types import Action, Finding, ScanContext, ScannerInfo, ScanResult
+from guardrail.pipeline.workers import WorkerPool, pool_size
 
 if TYPE_CHECKING:
     from guardrail.corpus.detect import DetectRules, WorkMatch
@@ -46,6 +46,9 @@ class IPConfig(ScannerConfig):
     )
     max_findings: int = Field(3, ge=1, le=20, description="Works reported per output.")
     max_passages: int = Field(3, ge=1, le=20, description="Passages in evidence per work.")
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Threads of this scanner's own pool (default: "
+        "GUARDRAIL_SCANNER_WORKERS). A timed-out scan keeps its thread until it ends.")
 
 
 class IPScanner:
@@ -57,6 +60,10 @@ class IPScanner:
         self.runtime = runtime
         self._registry: CorpusRegistry | None = None
         self._rules: DetectRules | None = None
+        self.workers = WorkerPool(self.name, pool_size(config.workers, runtime))
+
+    async def aclose(self) -> None:
+        await self.workers.aclose()
 
     def load(self) -> None:
         from guardrail.corpus.detect import DetectRules
@@ -116,8 +123,7 @@ class IPScanner:
 
     async def scan(self, ctx: ScanContext) -> ScanResult:
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        findings = await loop.run_in_executor(None, self._scan_sync, ctx.text)
+        findings = await self.workers.run(self._scan_sync, ctx.text)
         return ScanResult(
             scanner=self.name, info=self.info(), findings=tuple(findings),
             elapsed_ms=(time.perf_counter() - start) * 1000,

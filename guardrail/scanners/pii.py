@@ -22,7 +22,6 @@ evidence never holds the raw value.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -34,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from guardrail.errors import ScannerLoadError
 from guardrail.pipeline.protocol import ScannerConfig
 from guardrail.pipeline.types import Action, Finding, ScanContext, ScannerInfo, ScanResult
+from guardrail.pipeline.workers import WorkerPool, pool_size
 
 if TYPE_CHECKING:
     from guardrail.runtime import Runtime
@@ -90,6 +90,9 @@ class PiiConfig(ScannerConfig):
     en_model: str = EN_MODEL
     ja_model: str | None = JA_MODEL
     holdback: int = Field(64, ge=0, description="Trailing stream chars kept back (holdback_chars).")
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Threads of this scanner's own pool (default: "
+        "GUARDRAIL_SCANNER_WORKERS). A timed-out scan keeps its thread until it ends.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +412,11 @@ class PiiScanner:
         self._entities: list[str] = []
         self._salt: bytes | None = None
         self._info: ScannerInfo | None = None
+        self._entities_by_lang: dict[str, list[str]] = {}
+        self.workers = WorkerPool(self.name, pool_size(config.workers, runtime))
+
+    async def aclose(self) -> None:
+        await self.workers.aclose()
 
     def load(self) -> None:
         cfg = self.config
@@ -427,6 +435,13 @@ class PiiScanner:
         if unknown:
             raise ScannerLoadError(self.name, "presidio", None, f"unknown entities {unknown}")
         self._entities = list(wanted)
+        # each language gets only the entities it has recognizers for: presidio warns (and will
+        # refuse) when asked for one it cannot find in that language (PHONE_NUMBER and US_SSN
+        # are English-only here; Japanese has JP_PHONE_NUMBER)
+        self._entities_by_lang = {
+            lang: [e for e in wanted
+                   if e in set(self._analyzer.engine.get_supported_entities(lang))]
+            for lang in ("en", "ja")}
         specs = [*cfg.operators.values(), cfg.default_operator]
         if any(s.type == "hash" for s in specs):
             salt = cfg.hash_salt.get_secret_value() if cfg.hash_salt else os.environ.get(
@@ -494,10 +509,10 @@ class PiiScanner:
         assert self._analyzer is not None, "load() first"
         start = time.perf_counter()
         lang = "ja" if ctx.language == "ja" else "en"
-        loop = asyncio.get_running_loop()
-        matches = await loop.run_in_executor(
-            None, self._analyzer.analyze, ctx.text, lang, self._entities
-        )
+        entities = self._entities_by_lang.get(lang, self._entities)
+        # none for this language: nothing to find (presidio would read [] as "every entity")
+        matches = (await self.workers.run(self._analyzer.analyze, ctx.text, lang, entities)
+                   if entities else [])
         findings = [
             Finding(
                 scanner=self.name,

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from guardrail.errors import ScannerLoadError
+
 # Word characters for boundaries: digits, ASCII and Latin-script letters (Latin-1, Extended-A/B,
 # Extended Additional), combining diacritics, "_". Kana, kanji, full-width punctuation and any
 # other script are boundaries.
@@ -120,7 +122,8 @@ def url_patterns() -> list[Any]:
 
     host, path = UrlRecognizer.BASE_URL_REGEX, r"(?:/[^\s()<>\"']*)?)"
     if not host.endswith(path):
-        raise RuntimeError("presidio's URL pattern changed: revisit url_patterns()")
+        raise ScannerLoadError("pii", "presidio", None,
+                               "presidio's URL pattern changed: revisit url_patterns()")
     base = host[: -len(path)] + _PATH + ")" + rf"(?![{WORD}\-])"
     return [
         Pattern("Standard Url", rf"(?i)(?<![{WORD}.\-])(?:https?://){base}", 0.6),

@@ -81,10 +81,11 @@ def test_postgres_store_chain(tmp_path):
         with admin.connect() as c:
             c.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as exc:  # noqa: BLE001
+        admin.dispose()
         pytest.fail(f"PostgreSQL not reachable on 127.0.0.1:5432 (CI starts it): {exc}")
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
     try:
-        engine = make_engine(url)
         upgrade(url, engine)
         store = IncidentStore(engine)
         store.append([draft(1), draft(2)])
@@ -92,7 +93,8 @@ def test_postgres_store_chain(tmp_path):
         with engine.begin() as c:
             c.exec_driver_sql("UPDATE incidents SET action = 'allow' WHERE seq = 1")
         assert not store.verify().ok
-        engine.dispose()
     finally:
+        engine.dispose()  # every pooled connection closed: none is left to the collector
         with admin.connect() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

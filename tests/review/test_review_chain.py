@@ -128,11 +128,12 @@ def test_postgres_review_events_and_people(tmp_path):
         with admin.connect() as c:
             c.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as exc:  # noqa: BLE001
+        admin.dispose()
         pytest.fail(f"PostgreSQL not reachable on 127.0.0.1:5432 (CI starts it): {exc}")
     url = ("postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D"
            f"{schema}%20-ctimezone%3DAsia/Tokyo")
+    engine = make_engine(url)
     try:
-        engine = make_engine(url)
         upgrade(url, engine)
         store = IncidentStore(engine)
         [a] = store.append([draft(1)])
@@ -148,7 +149,8 @@ def test_postgres_review_events_and_people(tmp_path):
         with engine.begin() as c:
             c.exec_driver_sql("UPDATE incident_reviews SET note = 'x' WHERE kind = 'decision'")
         assert not store.verify().ok
-        engine.dispose()
     finally:
+        engine.dispose()  # every pooled connection closed: none is left to the collector
         with admin.connect() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
