@@ -39,8 +39,8 @@ def pool_size(configured: int | None, runtime: Runtime | None) -> int:
     """A scanner's pool size: its config's ``workers``, else ``GUARDRAIL_SCANNER_WORKERS``."""
     if configured is not None:
         return configured
-    settings = runtime.settings if runtime is not None else None
-    return settings.scanner_workers if settings is not None else DEFAULT_WORKERS
+    settings = getattr(runtime, "settings", None)  # a bare runtime (tests) has none
+    return int(getattr(settings, "scanner_workers", DEFAULT_WORKERS))
 
 
 class WorkerPoolClosedError(ScannerRuntimeError):

@@ -298,6 +298,19 @@ class HarmScanner:
                      "max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms},
         )
 
+    async def aclose(self) -> None:
+        """Close what this scanner built itself (no runtime: a test, a one-off scan): its
+        batcher pool and model thread, a remote backend's HTTP client. With a runtime they are
+        shared, and :meth:`guardrail.runtime.Runtime.aclose` closes them."""
+        if self.runtime is not None:
+            return
+        from guardrail.pipeline.protocol import Closeable
+
+        if self._pool is not None:
+            await self._pool.aclose()
+        if isinstance(self.backend, Closeable):
+            await self.backend.aclose()
+
     @property
     def holdback_chars(self) -> int:
         return self.config.holdback

@@ -31,9 +31,22 @@ def _ctx(text: str) -> ScanContext:
     return ScanContext(text=text, meta=RequestMeta("r1", "/v1/chat/completions", "p", "v", "s"))
 
 
+_made: list[HarmScanner] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_scanners():
+    """Each test's scanners close their HTTP clients on the test's own event loop (an
+    unclosed client's sockets would be reported as a ResourceWarning)."""
+    yield
+    while _made:
+        await _made.pop().aclose()
+
+
 def _scanner(**kw: Any) -> HarmScanner:
     s = HarmScanner(HarmConfig(type="harm", **kw), None)
     s.load()
+    _made.append(s)
     return s
 
 
