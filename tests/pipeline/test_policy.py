@@ -87,3 +87,16 @@ def test_two_tier_thresholds(score, expected):
     per_cat = DenylistConfig(threshold=0.95, categories={"y": {"threshold": 0.9,
                                                                "flag_threshold": 0.3}})
     assert per_cat.decide("y", 0.4)[1].value == "flag"
+
+
+def test_committed_json_schema_is_current() -> None:
+    """policies/policy.schema.json (for editors) is what the code validates against; a config
+    field added or changed without regenerating it (`guardrail policy schema >
+    policies/policy.schema.json`) fails here."""
+    import json
+    from pathlib import Path
+
+    from guardrail.policy import policy_json_schema
+
+    path = Path(__file__).resolve().parents[2] / "policies" / "policy.schema.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == policy_json_schema()
