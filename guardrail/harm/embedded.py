@@ -211,6 +211,10 @@ class EmbeddedBackend:
         self.encoder_name = "(not loaded)"
         self.stats = {"chunks": 0, "settled": 0, "cache_hits": 0, "zoomed": 0}
 
+    @property
+    def model(self) -> str:
+        return str(self.model_dir)
+
     def missing(self) -> str | None:
         return self._missing_heads() or self._missing_encoder()
 
@@ -255,7 +259,7 @@ class EmbeddedBackend:
             self.heads = Heads.load(path)
             self.version = "heads-sha256:" + file_sha256(path)[:12]
         heads = self.heads
-        from guardrail.harm.hf import BackendLoadError
+        from guardrail.harm.backends import BackendLoadError
 
         if not self.use_encoder:
             self.encoder_name = "none (static stage only)"

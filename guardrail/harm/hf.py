@@ -19,16 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from guardrail.errors import ScannerError
+from guardrail.harm.backends import BackendLoadError
 from guardrail.harm.taxonomy import map_label
 
 DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 _RENAME = {"toxic": "toxicity", "identity_hate": "identity_attack",
            "severe_toxic": "severe_toxicity"}
-
-
-class BackendLoadError(ScannerError):
-    """Raised by a backend's ``load()``; the scanner turns it into ScannerLoadError."""
 
 
 def _merge(labels: list[str], rows: list[list[float]],
@@ -173,29 +169,3 @@ class TransformersBackend:
     def details(self) -> dict[str, Any]:
         return {"labels": self._labels, "activation": self.activation,
                 "label_map": self.label_map}
-
-
-def build_backend(kind: str, model: str | None, **kw: Any) -> Any:
-    """Backend object for ``kind`` (used by the scanner and ``benchmarks/eval_harm.py``)."""
-    if kind == "detoxify":
-        return DetoxifyBackend(model or "original", **kw)
-    if kind == "transformers":
-        if not model:
-            raise BackendLoadError("transformers backend needs model (a directory or hub id)")
-        return TransformersBackend(model, **kw)
-    if kind == "embedded":
-        from guardrail.harm.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(Path(model) if model else None, **kw)
-    if kind in ("openai-moderation", "llm-judge"):
-        url = kw.pop("url", None)
-        if not url:
-            raise BackendLoadError(f"{kind} backend needs url (the server's base URL)")
-        if kind == "openai-moderation":
-            from guardrail.harm.openai_moderation import OpenAIModerationBackend
-
-            return OpenAIModerationBackend(url, model, **kw)
-        from guardrail.harm.llm_judge import LLMJudgeBackend
-
-        return LLMJudgeBackend(url, model, **kw)
-    raise BackendLoadError(f"unknown backend {kind!r}")

@@ -153,7 +153,7 @@ class RemoteBackend:
 
     def load(self) -> None:
         """No network unless ``probe``; ``BackendLoadError`` when the probe fails."""
-        from guardrail.harm.hf import BackendLoadError
+        from guardrail.harm.backends import BackendLoadError
 
         self._key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if not self.probe:

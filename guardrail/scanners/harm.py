@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from guardrail.errors import ScannerLoadError
+from guardrail.harm.backends import HarmBackend, TieredHarmBackend
 from guardrail.harm.batcher import BatcherPool
 from guardrail.harm.chunking import chunk_spans
 from guardrail.harm.taxonomy import ALL_CATEGORIES
@@ -233,7 +234,7 @@ class HarmScanner:
         self._floor = min(rules)
 
     def _build(self) -> Any:
-        from guardrail.harm.hf import BackendLoadError, build_backend
+        from guardrail.harm.backends import BackendLoadError, build_backend
 
         c = self.config
         kw: dict[str, Any] = {}
@@ -264,9 +265,13 @@ class HarmScanner:
 
         if isinstance(backend, AsyncHarmBackend):
             return backend, None  # awaited on the event loop: no model thread, no batcher
-        fn = getattr(backend, "predict_deep", None) if c.cascade else None
+        from guardrail.harm.backends import BatchHarmBackend
+
+        assert isinstance(backend, BatchHarmBackend), f"{c.backend}: neither batch nor async"
+        fn = (backend.predict_deep if c.cascade and isinstance(backend, TieredHarmBackend)
+              else backend.predict)
         pool: BatcherPool[str, dict[str, float]] = BatcherPool(
-            fn or backend.predict, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
+            fn, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
             max_queue=c.max_queue, reject_when_full=c.reject_when_full)
         return backend, pool
 
@@ -287,13 +292,13 @@ class HarmScanner:
             self._remote = self.backend
 
     def info(self) -> ScannerInfo:
-        b = self.backend
-        model = (getattr(b, "model_dir", None) or getattr(b, "model", None)) if b else None
+        b: HarmBackend | None = self.backend
+        model = b.model if b is not None else None
         return ScannerInfo(
             name=self.name,
             backend=self.config.backend,
             model=str(model) if model is not None else self.config.model,
-            model_version=getattr(b, "version", None) if b else None,
+            model_version=b.version if b is not None else None,
             details={**(b.details() if b else {}), "chunk_chars": self.config.chunk_chars,
                      "max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms},
         )
@@ -328,10 +333,10 @@ class HarmScanner:
         Remote backends are awaited directly: they batch per request themselves."""
         if self._remote is not None:
             return await self._remote.apredict(texts)
-        pre = getattr(self.backend, "prefilter", None)
-        if pre is None or not self.backend.cascade:  # encoder: false implies the cascade
+        b = self.backend
+        if not isinstance(b, TieredHarmBackend) or not b.cascade:  # encoder: false -> cascade
             return list(await self._pool.get().submit_many(texts))  # type: ignore[union-attr]
-        scores = pre(texts)
+        scores = b.prefilter(texts)
         todo = [i for i, d in enumerate(scores) if d is None]
         if todo:
             deep = await self._pool.get().submit_many(  # type: ignore[union-attr]
@@ -357,7 +362,7 @@ class HarmScanner:
                     margin = v - cfg.threshold_in(langs[i], cat) if cfg.languages else v
                     if (margin, v) > best.get(cat, (-2.0, -1.0, 0))[:2]:
                         best[cat] = (margin, v, i)
-            version = getattr(self.backend, "version", None)
+            version = self.backend.version
             for cat, (_, v, i) in sorted(best.items(), key=lambda kv: -kv[1][1]):
                 if v < self._floor:
                     continue
