@@ -279,8 +279,8 @@ def test_harm_holds_only_the_sentence_being_written() -> None:
 # -- everything together -----------------------------------------------------------------
 def test_benign_first_token_long_before_the_old_window(works) -> None:
     """IP (works registered), PII, harm and a secrets pattern together, as shipped: the first
-    token waits for the first sentence and the pattern's fixed window, not for 304
-    characters."""
+    token waits for the first sentence, not for 304 characters (nor, now that the denylist
+    bounds its own release, for the secrets pattern's old 64-character window)."""
     ip_cache, _, _ = works
     pipe = make_pipeline(
         [{"type": "ip"}, {"type": "pii"},
@@ -288,14 +288,15 @@ def test_benign_first_token_long_before_the_old_window(works) -> None:
           "patterns": ["sk-[a-z0-9]{20,}"]}],
         ip_cache, harm=True)
     assert pipe.holdback_chars >= OLD_WINDOW  # still the context each scan re-reads
-    assert pipe.release_floor == 64  # the secrets pattern has no bound of its own
+    assert pipe.release_floor == 0  # every scanner bounds its own release
     for size in (1, 5, 20):
         got = stream(pipe, BENIGN * 2, size)
         assert got.released == BENIGN * 2 and got.finish == "stop"
-        # a whole first chunk past the 64 fixed characters (the first sentence is shorter),
-        # found by a scan every first_release_chars
+        # the first sentence and the chunk that closes it, found by a scan every
+        # first_release_chars (no longer behind the secrets pattern's 64 fixed characters)
+        first = BENIGN.index(". ") + 2
         assert got.first_at is not None
-        assert got.first_at <= 64 + 2 * size + STREAM["first_release_chars"]
+        assert got.first_at <= first + 2 * size + STREAM["first_release_chars"]
         assert got.first_at < OLD_WINDOW // 2
 
 
