@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from guardrail.incidents.evidence import EvidenceBuilder
 from guardrail.incidents.store import IncidentDraft, content_hash
 from guardrail.logs import event
 from guardrail.pipeline.types import (
@@ -16,7 +17,6 @@ from guardrail.pipeline.types import (
     RuledFinding,
     ScanContext,
     Stage,
-    apply_redactions,
 )
 
 if TYPE_CHECKING:
@@ -32,35 +32,6 @@ class Guarded:
     decision: Decision
     incident_ids: list[str]
     ctx: ScanContext | None = None  # what was scanned, for the monitor-mode scanners after
-
-
-def _excerpt(text: str, decision: Decision, limit: int) -> str | None:
-    """A short excerpt around the first acting finding, with every redactable or personal
-    span masked (the incident never stores raw PII)."""
-    if limit <= 0:
-        return None
-    masks = [(f.span[0], f.span[1], f"<{f.category.upper()}>")
-             for r in decision.results for f in r.findings
-             if f.span is not None and (f.kind == "pii" or f.replacement is not None)]
-    masks += [(s, e, rep) for s, e, rep in decision.redactions]
-    acting = decision.acting_findings
-    centre = acting[0].finding.span[0] if acting and acting[0].finding.span else 0
-    lo = max(0, centre - limit // 2)
-    hi = min(len(text), lo + limit)
-    inside = [(max(s, lo), min(e, hi), rep) for s, e, rep in masks if s < hi and e > lo]
-    shifted = [(s - lo, e - lo, rep) for s, e, rep in inside]
-    return apply_redactions(text[lo:hi], shifted)
-
-
-def _finding_evidence(r: RuledFinding, text: str) -> dict[str, Any]:
-    """The finding as recorded; a redacted or personal span's raw text never enters the record."""
-    d = {**r.finding.as_dict(), "action": r.action.value, "threshold": r.threshold}
-    f = r.finding
-    if f.span is not None and (r.action is Action.REDACT or f.kind == "pii"):
-        raw = text[f.span[0]:f.span[1]].casefold()
-        d["evidence"] = {k: ("<redacted>" if isinstance(v, str) and v.casefold() == raw else v)
-                         for k, v in f.evidence.items()}
-    return d
 
 
 def _lead(findings: tuple[RuledFinding, ...]) -> RuledFinding | None:
@@ -99,7 +70,8 @@ def incident_drafts(
         "scanners": scanners,
         "content_sha256": content_hash(text), "owner": policy.incidents.owner,
     }
-    excerpt = _excerpt(text, decision, policy.incidents.excerpt_chars)
+    evidence = EvidenceBuilder(text, decision)  # every stored quote cut from redacted text
+    excerpt = evidence.excerpt(policy.incidents.excerpt_chars)
     drafts: list[IncidentDraft] = []
     lead = _lead(acting)
     if lead is not None:
@@ -115,7 +87,7 @@ def incident_drafts(
             threshold=lead.threshold, excerpt=excerpt,
             # a monitor hold held nothing back: there is no response awaiting release
             review_status="pending_review" if action is Action.HOLD and not monitor else "open",
-            evidence={"findings": [_finding_evidence(r, text) for r in acting],
+            evidence={"findings": [evidence.finding(r) for r in acting],
                       **(extra or {})},
         ))
     for f in decision.failures:

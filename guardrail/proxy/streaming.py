@@ -36,10 +36,12 @@ from guardrail.labelling.disclosure import disclosure_field, notice_delta
 from guardrail.logs import event
 from guardrail.pipeline.types import (
     Action,
+    Decision,
     RequestMeta,
     RuledFinding,
     ScanContext,
     Stage,
+    apply_redactions,
     detect_language,
 )
 from guardrail.proxy.guard import ScanTally, incident_drafts, monitor_note, record
@@ -70,7 +72,8 @@ class ChoiceState:
     safe: int = 0  # offset up to which the last scan allows release
     redactions: list[list[Any]] = field(default_factory=list)  # [start, end, replacement]
     seen: list[tuple[tuple[str, str, str], int, int]] = field(default_factory=list)
-    tool_args: dict[int, str] = field(default_factory=dict)
+    tool_args: dict[int, str] = field(default_factory=dict)  # call index (-1: function_call)
+    tool_out: dict[int, str] = field(default_factory=dict)  # the scanned, redacted arguments
     finished: bool = False
     noticed: bool = False
 
@@ -87,6 +90,26 @@ def _content_of(payload: dict[str, Any], chat: bool) -> tuple[int | None, str, b
     else:
         text, tool = ch.get("text") or "", False
     return ch.get("index", 0), text if isinstance(text, str) else "", tool
+
+
+def _tool_parts(payload: dict[str, Any]) -> list[tuple[int, str]]:
+    """The (call index, argument text) pieces a chat chunk's delta carries; the legacy
+    ``function_call`` is index -1."""
+    ch = (payload.get("choices") or [{}])[0]
+    delta = ch.get("delta") if isinstance(ch, dict) else None
+    if not isinstance(delta, dict):
+        return []
+    out: list[tuple[int, str]] = []
+    calls = delta.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        if isinstance(call, dict):
+            args = (call.get("function") or {}).get("arguments")
+            key = call.get("index", 0)
+            out.append((key if isinstance(key, int) else 0, args if isinstance(args, str) else ""))
+    fc = delta.get("function_call")
+    if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
+        out.append((-1, fc["arguments"]))
+    return out
 
 
 def _split_choices(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -174,17 +197,12 @@ class StreamGuard:
         return len(st.text) - st.scanned >= self.scan_every
 
     def _collect_tool_args(self, st: ChoiceState, payload: dict[str, Any]) -> None:
-        delta = payload["choices"][0].get("delta") or {}
-        for call in delta.get("tool_calls") or []:
-            args = (call.get("function") or {}).get("arguments") or ""
-            st.tool_args[call.get("index", 0)] = st.tool_args.get(call.get("index", 0), "") + args
-        fc = delta.get("function_call") or {}
-        if fc.get("arguments"):
-            st.tool_args[-1] = st.tool_args.get(-1, "") + fc["arguments"]
+        for key, args in _tool_parts(payload):
+            st.tool_args[key] = st.tool_args.get(key, "") + args
 
     # -- scanning --------------------------------------------------------------------------
     async def _scan(self, st: ChoiceState, text: str, base: int, stage: Stage,
-                    final: bool = False) -> Action:
+                    final: bool = False, scope: str = "") -> tuple[Action, Decision]:
         ctx = ScanContext(text=text, meta=self.meta, stage=stage)
         decision = await self.client.pipeline.run(ctx)
         self.tally.add(decision)
@@ -200,7 +218,7 @@ class StreamGuard:
         for rf in decision.findings:
             f = rf.finding
             span = (f.span[0] + base, f.span[1] + base) if f.span else (-1, -1)
-            key = (stage.value, f.scanner, f.category)
+            key = (stage.value + scope, f.scanner, f.category)
             if rf.action is not Action.ALLOW and not any(
                 k == key and span[0] < e and s < span[1] for k, s, e in st.seen
             ):
@@ -218,7 +236,7 @@ class StreamGuard:
         acts = [rf.action for rf in new] + [f.action for f in decision.failures]
         act = Action.strongest(acts)
         self.action = Action.strongest([self.action, act])
-        return act
+        return act, decision
 
     def _add_redaction(self, st: ChoiceState, start: int, end: int, rep: str) -> None:
         for r in st.redactions:
@@ -236,12 +254,23 @@ class StreamGuard:
         act = Action.ALLOW
         if len(st.text) > st.scanned:
             base = max(0, st.released - self.holdback)
-            act = await self._scan(st, st.text[base:], base, Stage.STREAM_WINDOW, final)
+            act, _ = await self._scan(st, st.text[base:], base, Stage.STREAM_WINDOW, final)
             st.scanned = len(st.text)
         if final and st.tool_args and act not in (Action.BLOCK, Action.HOLD):
-            for _key, args in st.tool_args.items():
-                a = await self._scan(st, args, 0, Stage.TOOL_ARGUMENTS)
+            # a tool call's arguments are held whole until here (its events never leave
+            # before ``final``), scanned whole and redacted as in a non-streamed response
+            for key, args in st.tool_args.items():
+                a, decision = await self._scan(st, args, 0, Stage.TOOL_ARGUMENTS,
+                                               scope=f"#{key}")
+                red = decision.redactions
+                st.tool_out[key] = apply_redactions(args, red) if red else args
                 act = Action.strongest([act, a])
+            if act not in (Action.BLOCK, Action.HOLD) and not self._rewrite_tool_events(st):
+                # the redacted arguments could not be put in place of the raw ones: block
+                event(log, logging.WARNING, "tool_arguments_unredactable",
+                      request_id=self.meta.request_id)
+                act = Action.BLOCK
+                self.action = Action.strongest([self.action, act])
         if act in (Action.BLOCK, Action.HOLD):
             return self._stop(st, act)
         limit = len(st.text) if final else max(st.released, min(st.safe, len(st.text)))
@@ -249,6 +278,60 @@ class StreamGuard:
             if r[0] < limit < r[1]:
                 limit = r[0]
         return self._release(st, limit, final)
+
+    def _rewrite_tool_events(self, st: ChoiceState) -> bool:
+        """Where a tool call's scanned arguments differ from what the upstream wrote, rewrite
+        its held events: the first delta of each call carries the whole redacted arguments,
+        later ones none (argument-only deltas left empty are dropped). Untouched calls keep
+        their events byte-for-byte. False if the result would not deliver exactly the
+        redacted arguments (then nothing of them may leave)."""
+        changed = {k for k, v in st.tool_out.items() if v != st.tool_args.get(k)}
+        if not changed:
+            return True
+        placed: set[int] = set()
+        kept: list[Event] = []
+        for ev in st.queue:
+            if not ev.tool or not any(k in changed for k, _ in _tool_parts(ev.payload)):
+                kept.append(ev)
+                continue
+            payload = json.loads(ev.raw)
+            ch = payload["choices"][0]
+            delta = ch.get("delta") or {}
+            calls = []
+            for call in delta.get("tool_calls") or []:
+                key = call.get("index", 0) if isinstance(call, dict) else None
+                if key not in changed or not isinstance(call, dict):
+                    calls.append(call)
+                    continue
+                fn = dict(call.get("function") or {})
+                fn["arguments"] = "" if key in placed else st.tool_out[key]
+                placed.add(key)
+                if fn["arguments"] or set(call) - {"index", "function"} or set(fn) - {"arguments"}:
+                    calls.append({**call, "function": fn})
+            if "tool_calls" in delta:
+                if calls:
+                    delta["tool_calls"] = calls
+                else:
+                    del delta["tool_calls"]
+            fc = delta.get("function_call")
+            if -1 in changed and isinstance(fc, dict):
+                fc["arguments"] = "" if -1 in placed else st.tool_out[-1]
+                placed.add(-1)
+            if (ev.end == ev.start and not ch.get("finish_reason")
+                    and not any(delta.values())
+                    and not set(ch) - {"index", "delta", "finish_reason", "logprobs"}):
+                continue  # nothing left in it
+            ev.payload, ev.raw = payload, json.dumps(payload, ensure_ascii=False)
+            ev.tool = bool(delta.get("tool_calls") or delta.get("function_call"))
+            kept.append(ev)
+        sent: dict[int, str] = {}
+        for ev in kept:
+            for key, args in _tool_parts(ev.payload):
+                sent[key] = sent.get(key, "") + args
+        if any(sent.get(k, "") != st.tool_out[k] for k in changed):
+            return False
+        st.queue[:] = kept
+        return True
 
     def _render(self, st: ChoiceState, start: int, end: int) -> str:
         out: list[str] = []

@@ -156,6 +156,8 @@ class IPScanner:
         for mp in m.passages[: self.config.max_passages]:
             p = mp.passage
             passages.append({
+                # a text-located quote: the incident's evidence builder re-cuts it from the
+                # redacted text by span (guardrail/incidents/evidence.py), never stored raw
                 "output": {"start": p.out_start, "end": p.out_end,
                            "excerpt": text[p.out_start : min(p.out_end, p.out_start + EXCERPT)]},
                 "work": {"start": p.work_start, "end": p.work_end, "excerpt": mp.work_excerpt},
