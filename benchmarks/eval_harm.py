@@ -17,7 +17,9 @@ and the shipped policy's thresholds and actions (``policies/default.yaml``):
      responses, per category in the standard taxonomy, self-harm and threat recall;
    * the tiers: share of chunks the static stage settles, and every decision compared with
      the reference path (cascade off: every chunk through the encoder).
-2. **leave one source out** (LOSO): the heads refitted without a source (all its splits), that
+2. **Japanese held out**: Japan AISI's aisev prompts (never trained on) against the test
+   split's benign Japanese (``ja_heldout``);
+3. **leave one source out** (LOSO): the heads refitted without a source (all its splits), that
    source scored at the shipped thresholds (encoder stage, no cascade): English toxic-language
    sources pooled (F1), Japanese pooled (AUROC), harmful assistance with JailbreakBench and DICES
    each held out (F1), and each ordinary-text source held out (false blocks).
@@ -253,6 +255,39 @@ def loso(corpus: Corpus, cfg: HarmConfig, layers: tuple[int, ...],
                                  if s in out}}
 
 
+def ja_heldout(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, Any]:
+    """Japanese from a source never trained on: Japan AISI's aisev prompts (written to draw
+    toxic or unfair answers) against the Japanese benign rows of the test split, on the shipped
+    path. Prompts, not outputs, so it measures ranking, not the output decision."""
+    from harm_corpus import CachedEncoder
+
+    from guardrail.harm.chunking import chunks
+    from guardrail.harm.datasets import data_root, jaisi
+
+    enc = CachedEncoder(corpus)
+    be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
+                         encoder=enc)
+    be.load()
+    pos = [r.text for r in jaisi(data_root())]
+    neg = [c.row.text for c in test if c.row.lang == "ja" and not c.row.harmful]
+
+    def score(text: str) -> tuple[float, str]:
+        parts = chunks(text)[:3] or [text[:400]]
+        s = be.predict(parts)
+        top = max(max((v for k, v in d.items()), default=0.0) for d in s)
+        return top, decide(s, cfg, parts)[0]
+
+    sp = [score(t) for t in pos]
+    sn = [score(t) for t in neg]
+    enc.save()
+    y = np.array([1] * len(sp) + [0] * len(sn))
+    return {"prompts": len(sp), "benign": len(sn),
+            "auroc_max_category": auroc(y, np.array([a for a, _ in sp + sn])),
+            "prompts_blocked": round(float(np.mean([o == "block" for _, o in sp])), 4),
+            "prompts_intervened": round(float(np.mean([o != "allow" for _, o in sp])), 4),
+            "benign_blocked": round(float(np.mean([o == "block" for _, o in sn])), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-loso", action="store_true")
@@ -268,6 +303,8 @@ def main() -> None:
         k: heads.meta.get(k) for k in ("trained", "rows", "encoder", "token_layer")},
         "layers": list(heads.layers), "cached_layers": list(CHUNK_LAYERS)}
     res["test_split"] = shipped_test(corpus, cfg, test)
+    res["ja_heldout_aisev"] = ja_heldout(corpus, cfg, test)
+    print("ja_heldout_aisev", res["ja_heldout_aisev"], file=sys.stderr)
     print(json.dumps({k: v for k, v in res["test_split"].items() if k != "categories"},
                      indent=1)[:6000], file=sys.stderr)
     if not args.no_loso:

@@ -24,7 +24,9 @@ TEXT = ("お問い合わせは taro.yamada@example.co.jp または 090-1234-5678
         "マイナンバーは 1234 5678 9018 です。")
 REDACTED = ("お問い合わせは <EMAIL_ADDRESS> または *********5678 へ。"
             "マイナンバーは <JP_MY_NUMBER> です。")
-RAW = ("taro.yamada", "090-1234", "1234 5678 9018", "9018")
+# fragments of the raw values; each has a character no hex digest can hold (a random chain hash
+# once contained "9018")
+RAW = ("taro.yamada", "090-1234", "1234 5678 9018", "5678 9018", " 9018")
 ENTITIES = {"EMAIL_ADDRESS", "JP_PHONE_NUMBER", "JP_MY_NUMBER"}
 
 
