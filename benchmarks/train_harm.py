@@ -59,6 +59,12 @@ def target(r: Row, label: str) -> int | None:
     return r.toxic() if label == "toxic" else r.label(label)
 
 
+def masked(rows: list[Row], label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows a head trains on (their source says) and their 0/1 targets."""
+    ys = [target(r, label) for r in rows]
+    return np.array([y is not None for y in ys]), np.array([y for y in ys if y is not None])
+
+
 def _lr(C: float):  # type: ignore[no-untyped-def]
     from sklearn.linear_model import LogisticRegression
 
@@ -117,9 +123,7 @@ def fit_mlp(X: np.ndarray, rows: list[Row]) -> dict[str, tuple]:
 
     out = {}
     for lab in MLP_HEADS:
-        ys = [target(r, lab) for r in rows]
-        m = np.array([y is not None for y in ys])
-        y = np.array([y for y in ys if y is not None])
+        m, y = masked(rows, lab)
         clf = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=1e-2, max_iter=200,
                             early_stopping=True, random_state=0).fit(X[m], y)
         out[lab] = (clf.coefs_[0].astype(np.float32), clf.intercepts_[0].astype(np.float32),
@@ -132,9 +136,7 @@ def fit_heads(X: np.ndarray, rows: list[Row], C: float) -> tuple[np.ndarray, np.
     b = np.zeros(len(LABELS), np.float32)
     counts = {}
     for j, lab in enumerate(LABELS):
-        ys = [target(r, lab) for r in rows]
-        m = np.array([y is not None for y in ys])
-        y = np.array([y for y in ys if y is not None])
+        m, y = masked(rows, lab)
         counts[lab] = {"pos": int(y.sum()), "neg": int((y == 0).sum())}
         if y.sum() < 5:
             b[j] = -20.0
@@ -172,9 +174,7 @@ def fit_gate_mlp(corpus: Corpus, F: np.ndarray, rows: list[Row],
     Z = pca.transform(Fc).astype(np.float32)
     W1, b1, W2, b2 = [], [], [], []
     for lab in GATED:
-        ys = [target(r, lab) for r in rows]
-        m = np.array([y is not None for y in ys])
-        y = np.array([y for y in ys if y is not None])
+        m, y = masked(rows, lab)
         clf = MLPClassifier(hidden_layer_sizes=(GATE_HIDDEN,), alpha=1e-3, max_iter=200,
                             early_stopping=True, random_state=0).fit(Z[m], y)
         W1.append(clf.coefs_[0])
