@@ -97,7 +97,7 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
     up_s = time.perf_counter() - up0
     state.metrics.upstream_latency.labels(route).observe(up_s)
     try:
-        data = resp.json()
+        data = schemas.upstream_json(resp.content)
         choices = data["choices"]
         assert isinstance(choices, list)
         meta = replace(meta, answered_model=_model_of(data))

@@ -71,6 +71,36 @@ def _has_surrogate(value: Any) -> bool:
     return False
 
 
+def scrub_surrogates(value: Any) -> Any:
+    """An upstream's parsed JSON with every unpaired UTF-16 surrogate replaced by U+FFFD.
+
+    A request holding one is refused (:func:`parse_json`), but the upstream's answer is not
+    ours to refuse: its text is scanned and stored as Unicode (a lone ``\\ud800`` could be
+    neither hashed nor written to the store). The original bytes still pass through unchanged
+    where no text is rewritten."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {scrub_surrogates(k): scrub_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_surrogates(v) for v in value]
+    return value
+
+
+def upstream_json(raw: bytes | str) -> Any:
+    """An upstream body or SSE payload as JSON, lone surrogates scrubbed (only looked for where
+    one can be: a backslash-u escape or non-ASCII text)."""
+    data = json.loads(raw)
+    probe = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if (b"\\u" in probe or not probe.isascii()) and _has_surrogate(data):
+        return scrub_surrogates(data)
+    return data
+
+
 async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
     raw = await read_body(request, max_bytes)
     body = parse_json(raw)

@@ -45,6 +45,7 @@ from guardrail.pipeline.types import (
     detect_language,
 )
 from guardrail.proxy.guard import ScanTally, incident_drafts, monitor_note, record
+from guardrail.proxy.schemas import upstream_json
 from guardrail.proxy.upstream import UpstreamClient
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class StreamGuard:
     # -- feeding ---------------------------------------------------------------------------
     async def feed(self, raw: str) -> list[bytes]:
         try:
-            payload = json.loads(raw)
+            payload = upstream_json(raw)
         except json.JSONDecodeError:
             return [sse(raw)]
         if not isinstance(payload, dict):

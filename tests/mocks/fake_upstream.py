@@ -8,6 +8,8 @@ Behaviour is picked by the request's ``model``:
   "slow"            sleeps ``fake_sleep`` seconds (default 5) before answering
   "disconnect"      streams two chunks, then drops the connection
   "not-json"        HTTP 200 with a body that is not JSON
+``"fake_surrogate": true`` in the body starts the (non-streamed) answer with an unpaired UTF-16
+surrogate, JSON-escaped (``\\ud800``): valid JSON, not Unicode text.
 Every request body and its headers are kept in ``requests`` for assertions.
 """
 
@@ -65,10 +67,11 @@ def build_fake_upstream() -> FastAPI:
                             raise RuntimeError("upstream died mid-stream")
                 return StreamingResponse(broken(), media_type="text/event-stream")
             return StreamingResponse(gen, media_type="text/event-stream")
-        obj = completion_object(body, text, chat)
+        surrogate = bool(body.get("fake_surrogate"))
+        obj = completion_object(body, ("\ud800 " if surrogate else "") + text, chat)
         if chat and body.get("fake_tool_args") is not None:
             _with_tool(obj, body["fake_tool_args"])
-        return Response(json.dumps(obj, ensure_ascii=False), media_type="application/json")
+        return Response(json.dumps(obj, ensure_ascii=surrogate), media_type="application/json")
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
