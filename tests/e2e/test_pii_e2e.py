@@ -9,6 +9,7 @@ import pytest
 
 POLICY = """
 name: default
+scanner_timeout_ms: 60000   # behaviour, not speed: a loaded CI machine must not fail it closed
 stream:
   holdback_chars: 16
   scan_every_chars: 8
