@@ -30,6 +30,7 @@ ARGS2 = json.dumps({"query": f"who owns {EMAIL}?"})
 
 POLICY = """
 name: default
+scanner_timeout_ms: 60000
 stream:
   holdback_chars: 16
   scan_every_chars: 8
@@ -139,6 +140,7 @@ def test_streamed_tool_arguments_redacted_like_non_streamed(tool_srv):
 
 IP_POLICY = """
 name: default
+scanner_timeout_ms: 60000
 scanners:
   - type: ip
     min_passage_words: 20

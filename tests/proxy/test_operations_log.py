@@ -25,6 +25,7 @@ SECRET = "sk-abcdefghijklmnopqrstuvwx"
 QUERY_SECRET = "sk-queryqueryqueryqueryquery"
 POLICY = """
 name: default
+scanner_timeout_ms: 60000
 scanners:
   - type: denylist
     name: secrets
@@ -115,7 +116,7 @@ def test_decision_and_access_lines_and_nothing_personal_or_secret(make_server, c
 
 
 def test_japanese_text_logs_no_presidio_warning(make_server, captured):
-    server = make_server("name: default\nscanners:\n  - type: pii\n")
+    server = make_server("name: default\nscanner_timeout_ms: 60000\nscanners:\n  - type: pii\n")
     resp = httpx.post(server.base_url + "/chat/completions", timeout=30,
                       headers={"Authorization": f"Bearer {server.client_key}"},
                       json={"model": "echo", "messages": [
