@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-BLOCK_BUDGET = 0.003  # validation: at most 0.3% of a benign source's rows blocked (any category)
+BLOCK_BUDGET = 0.002  # validation: at most 0.2% of a benign source's rows blocked (any category)
 PROMPT_WEIGHT = 0.25
 FLAG_BUDGET = 0.01
 FLOOR = 0.6
