@@ -128,14 +128,14 @@ class HarmConfig(ScannerConfig):
     )
     activation: Literal["auto", "sigmoid", "softmax"] = "auto"
     cascade: bool = Field(
-        True, description="embedded: tiers. The static stage (contextual token vectors, about "
-        "a millisecond per 2 KB) settles the chunks it is sure of; only the rest reach the "
+        True, description="embedded: tiers. The static stage (contextual token vectors, ~4 ms "
+        "per 2 KB) settles the chunks it is sure of; only the rest reach the "
         "encoder. Its gates are set on a validation split so that at most 0.5% of what the "
         "encoder alone acts on is settled (models/harm/MODEL_CARD.md); false = every chunk "
         "through the encoder (the reference path).")
     encoder: bool = Field(
-        True, description="embedded: false = static stage only (no encoder: about a "
-        "millisecond per 2 KB, inline; weaker: see models/harm/MODEL_CARD.md).")
+        True, description="embedded: false = static stage only (no encoder: ~4 ms "
+        "per 2 KB, inline; weaker: see models/harm/MODEL_CARD.md).")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="embedded: the encoder's arithmetic. auto = bfloat16 where the CPU "
         "has native bf16 (AVX512-BF16/AMX; ~1.5x faster, cosine 0.99998 to fp32), else fp32.")

@@ -123,7 +123,7 @@ def test_streamed_tool_arguments_redacted_like_non_streamed(tool_srv):
     assert EMAIL not in json.dumps(want) and SECRET not in json.dumps(want)
     assert "<EMAIL_ADDRESS>" in want[0] and "<CREDENTIAL>" in want[0]
     assert "<EMAIL_ADDRESS>" in want[1]
-    for piece in (1, 2, 3, 5, 8, 13, 400):
+    for piece in (1, 2, 3, 5, 8, 13, 29, 50, 400):
         raw = post(tool_srv, stream=True, fake_piece=piece).content
         # the raw values, or any recognisable part of them, never reach the client
         for needle in (EMAIL, SECRET, "taro.yamada", "example.com", "sk-abcdef", "wxyz0123"):
@@ -133,6 +133,7 @@ def test_streamed_tool_arguments_redacted_like_non_streamed(tool_srv):
         assert json.loads(args[0])["note"] == "send the report"  # still valid JSON
         assert guard["decision"] == "redact"
         assert b'"finish_reason": "tool_calls"' in raw or b'"finish_reason":"tool_calls"' in raw
+        assert guard["incident_ids"], piece  # the redaction was recorded
         for i in guard["incident_ids"]:
             blob = json.dumps(tool_srv.store.get(i), default=str)
             assert EMAIL not in blob and SECRET not in blob
