@@ -87,8 +87,12 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/guardrail/incidents/verify"): api(),
     ("GET", "/v1/guardrail/incidents/{incident_id}"): api(),
     ("GET", "/v1/guardrail/incidents/{incident_id}/reviews"): api(),
-    ("POST", "/v1/guardrail/incidents/{incident_id}/review"): api("admin", "reviewer",
-                                                                  person=True),
+    ("POST", "/v1/guardrail/incidents/{incident_id}/decisions"): api("admin", "reviewer",
+                                                                     person=True),
+    ("POST", "/v1/guardrail/incidents/{incident_id}/assignee"): api("admin", "reviewer",
+                                                                    person=True),
+    # held responses: the application that was held, with its own key (tenant checked)
+    ("GET", "/v1/guardrail/responses/{response_id}"): CLIENT,
     # review pages (browser sessions)
     ("GET", "/review/login"): PUBLIC,
     ("POST", "/review/login"): PUBLIC,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -63,7 +64,11 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
                      extras={"scripted": scripted, "image_fetcher": ImageFetcher.from_settings(
                          settings, ScriptedTransport() if scripted else transport)})
     metrics.background_tasks.set_function(lambda: len(state.background))
+    from guardrail.holds.crypto import Keyring
+    from guardrail.holds.store import HoldStore
     from guardrail.labelling.service import setup_labelling
+
+    state.extras["holds"] = HoldStore(store, Keyring.from_settings(settings))
 
     setup_labelling(state)
     _announce(state)
@@ -97,6 +102,10 @@ def _announce(state: AppState) -> None:
     if s.dev_mode:
         log.warning("!!! DEV MODE: no GUARDRAIL_API_KEYS set; ANY client key is accepted. "
                     "Loopback only. !!!")
+    holds = state.extras.get("holds")
+    if holds is not None:
+        log.info("held responses: encrypted with %s (key %s)", holds.keyring.source,
+                 holds.keyring.current)
     if s.admin_key is None:
         log.info("GUARDRAIL_ADMIN_KEY not set: admin routes take people's tokens only "
                  "(guardrail users token NAME).")
@@ -159,7 +168,12 @@ def create_app(settings: Settings | None = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.extras["started_at"] = time.time()
+        from guardrail.review.decisions import sweep_forever
+
+        sweeper = asyncio.create_task(sweep_forever(state), name="guardrail-hold-sweep")
         yield
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
         # monitor-mode scans still running write their incidents before the store closes
         await state.background.drain()
         await state.upstream.aclose()
@@ -209,6 +223,7 @@ def create_app(settings: Settings | None = None,
                                        "code": "internal_error"}}, status_code=500)
 
     from guardrail.admin import health, incidents
+    from guardrail.holds import routes as hold_routes
     from guardrail.labelling import routes as labelling_routes
     from guardrail.proxy import images
     from guardrail.proxy import routes as proxy_routes
@@ -222,6 +237,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(corpus_routes.router)
 
     app.include_router(review_routes.api)
+    app.include_router(hold_routes.router)
     app.include_router(review_routes.pages)
     app.include_router(incidents.router)
     app.include_router(health.router)

@@ -13,6 +13,7 @@
     │       │   └── RemoteAnswerError          answered, but not in the expected form
     │       ├── QueueFullError      the harm batch queue is full (harm/batcher.py)
     │       └── ScanTimeoutError    a bounded step (a policy regex) ran out of time
+    ├── WebhookDeliveryError        a decision webhook attempt failed (retried, recorded)
     ├── StoreError                  the database failed (any SQLAlchemy error, mapped)
     │   ├── StoreUnavailableError   unreachable, locked, read-only, pool exhausted: 503
     │   └── StoreConflictError      a constraint refused the write (a duplicate)
@@ -21,6 +22,8 @@
         ├── AuthenticationError     401 invalid_api_key
         ├── PermissionDeniedError   403
         ├── NotFoundError           404
+        ├── ConflictError           409 (a decision that contradicts one already made)
+        ├── GoneError               410 (a held response rejected or expired)
         ├── PayloadTooLargeError    413
         ├── UpstreamError           upstream 4xx/5xx passed through with its body
         ├── UpstreamUnreachableError 502
@@ -106,6 +109,10 @@ class ScanTimeoutError(ScannerRuntimeError, TimeoutError):
     runner records it as a timeout and applies the scanner's ``on_error``."""
 
 
+class WebhookDeliveryError(GuardrailError):
+    """One webhook attempt failed (network, timeout, or a non-2xx answer)."""
+
+
 class StoreError(GuardrailError):
     """The database failed. Never shown to a client as more than "unavailable": the message
     may name tables and constraints."""
@@ -170,6 +177,18 @@ class NotFoundError(ApiError):
     status_code = 404
     error_type = "invalid_request_error"
     code = "not_found"
+
+
+class ConflictError(ApiError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
+class GoneError(ApiError):
+    status_code = 410
+    error_type = "invalid_request_error"
+    code = "gone"
 
 
 class PayloadTooLargeError(ApiError):

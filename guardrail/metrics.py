@@ -50,6 +50,26 @@ class Metrics:
             "Background work in flight (monitor-mode scans and their incident writes)",
             registry=r)
 
+        self.review_decisions = Counter(
+            "guardrail_review_decisions_total",
+            "Review decisions by the incident's scanner and the decision (release, reject, "
+            "escalate, second_release; by: person or system for expired holds)",
+            ["scanner", "decision", "by"], registry=r)
+        self.time_to_decision = Histogram(
+            "guardrail_review_time_to_decision_seconds",
+            "From incident to final decision (released or rejected), by scanner",
+            ["scanner"], registry=r,
+            buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400))
+        self.queue_depth = Gauge("guardrail_review_queue", "Incidents by review status "
+                                 "(read from the store at scrape time)", ["status"], registry=r)
+        self.queue_overdue = Gauge("guardrail_review_overdue",
+                                   "Open incidents past their policy's review SLA", registry=r)
+        self.held_responses = Gauge("guardrail_held_responses", "Held responses by status",
+                                    ["status"], registry=r)
+        self.webhook_deliveries = Counter(
+            "guardrail_webhook_attempts_total", "Decision webhook attempts by outcome",
+            ["outcome"], registry=r)
+
     def observe_scan(self, scanner: str, outcome: str, seconds: float) -> None:
         child = self._scan_children.get((scanner, outcome))
         if child is None:

@@ -58,6 +58,39 @@ class IncidentSettings(BaseModel):
     owner: str = Field("unassigned", description="Default remediation owner.")
 
 
+class ReviewSettings(BaseModel):
+    """Who has to look at what, and how soon (the review queue, guardrail/review/)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    route: list[Action] = Field(
+        default_factory=lambda: [Action.HOLD, Action.BLOCK, Action.FLAG],
+        description="Incidents of these actions enter the review queue (status open); others "
+        "are recorded as not_required. A hold is always reviewed.")
+    sla_minutes: int = Field(
+        24 * 60, ge=1, description="An open incident older than this is overdue.")
+    four_eyes: list[str] = Field(
+        default_factory=list,
+        description="Scanner names (e.g. ip) whose holds need two different reviewers to "
+        "release: the first release records awaiting_second.")
+
+
+class HoldSettings(BaseModel):
+    """What happens to a held response (stored encrypted until a reviewer decides)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expire_after_minutes: int = Field(
+        7 * 24 * 60, ge=1, description="A hold nobody decided is decided by the system after "
+        "this long.")
+    on_expiry: Literal["release", "reject"] = Field(
+        "reject", description="The system's decision on an expired hold.")
+    max_stream_chars: int = Field(
+        200_000, ge=1000, le=10_000_000,
+        description="A held stream is read to its end (so the whole response can be released) "
+        "up to this many characters per choice; beyond, the held copy is cut and says so.")
+
+
 class Policy(BaseModel):
     """A guardrail policy. See ``policies/default.yaml`` for a commented example."""
 
@@ -73,6 +106,8 @@ class Policy(BaseModel):
     stream: StreamSettings = StreamSettings()
     messages: Messages = Messages()
     incidents: IncidentSettings = IncidentSettings()
+    review: ReviewSettings = ReviewSettings()
+    hold: HoldSettings = HoldSettings()
     labelling: LabellingConfig = LabellingConfig()
     scanners: list[scanner_config_union()] = Field(default_factory=list)  # type: ignore[valid-type]
 

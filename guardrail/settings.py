@@ -38,6 +38,16 @@ class ClientKey(BaseModel):
     key: SecretStr
     tenant: str | None = Field(None, min_length=1, max_length=128)
     policy: str | None = Field(None, min_length=1)
+    webhook_url: str | None = Field(None, pattern=r"^https?://", max_length=2048,
+                                    description="Decisions on this key's held responses are "
+                                    "posted here, signed with webhook_secret.")
+    webhook_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _webhook_pair(self) -> ClientKey:
+        if bool(self.webhook_url) != bool(self.webhook_secret):
+            raise ValueError("webhook_url and webhook_secret go together")
+        return self
 
     @field_validator("key")
     @classmethod
@@ -164,6 +174,24 @@ class Settings(BaseSettings):
         "json", description="Operations log: one JSON object per line (`json`) or "
         "`key=value` text (`text`, for a terminal). See guardrail/logs.py for the events."
     )
+    hold_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys (urlsafe base64, 32 bytes) that encrypt held responses, comma "
+        "separated: the first encrypts, every one decrypts (rotation: put the new key first, "
+        "run `guardrail holds rotate`, then drop the old one). Unset: a key file is created "
+        "beside the SQLite database (hold_key_file), and start-up says so.")
+    hold_key_file: Path | None = Field(
+        None, description="Where the generated hold key lives when hold_keys is unset "
+        "(default: .guardrail/hold.key beside the SQLite database).")
+    webhooks: Annotated[dict[str, dict[str, str]], NoDecode] = Field(
+        default_factory=dict,
+        description="JSON: client key id -> {url, secret}, for keys kept in the store "
+        "(configured keys can carry webhook_url and webhook_secret themselves).")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="One webhook attempt.")
+    webhook_max_attempts: int = Field(6, ge=1, le=20)
+    webhook_backoff_s: float = Field(2.0, gt=0, description="Wait before the first retry; "
+                                     "doubles after each.")
+    hold_sweep_s: float = Field(30.0, gt=0, description="How often expired holds are decided.")
     scanner_workers: int = Field(
         2, ge=1, le=64, description="Threads of each thread-backed scanner's own pool (pii, "
         "ip), unless its policy config sets `workers`."
@@ -174,6 +202,31 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, v: object) -> object:
         return _split(v)
+
+    @field_validator("hold_keys", mode="before")
+    @classmethod
+    def _hold_keys(cls, v: object) -> object:
+        return _split(v)
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhooks(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                return json.loads(v) if v.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"GUARDRAIL_WEBHOOKS is not valid JSON: {exc}") from None
+        return v
+
+    def webhook_for(self, key_id_: str | None) -> tuple[str, str] | None:
+        """(url, secret) for decision notices on this key's held responses, if any."""
+        for k in self.api_keys:
+            if k.id == key_id_ and k.webhook_url and k.webhook_secret:
+                return k.webhook_url, k.webhook_secret.get_secret_value()
+        hook = self.webhooks.get(key_id_ or "")
+        if hook and hook.get("url") and hook.get("secret"):
+            return hook["url"], hook["secret"]
+        return None
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -44,6 +44,8 @@ class IncidentRow(Base):
     review_status: Mapped[str] = mapped_column(String(32), index=True)
     reviewer: Mapped[str | None] = mapped_column(String(128))
     owner: Mapped[str | None] = mapped_column(String(128))
+    assignee: Mapped[str | None] = mapped_column(String(128))  # the person working on it
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     redress: Mapped[list[Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     record_hash: Mapped[str] = mapped_column(String(64))

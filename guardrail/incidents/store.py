@@ -67,6 +67,7 @@ class VerifyReport:
 def row_dict(row: IncidentRow) -> dict[str, Any]:
     out = {c.name: getattr(row, c.name) for c in IncidentRow.__table__.columns}
     out["created_at"] = row.created_at.isoformat() if row.created_at else None
+    out["decided_at"] = row.decided_at.isoformat() if row.decided_at else None
     return out
 
 

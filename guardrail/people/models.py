@@ -28,6 +28,8 @@ class PersonRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locale: Mapped[str | None] = mapped_column(String(8))  # "ja" | "en"; None: Accept-Language
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: UTC
 
 
 class PersonTokenRow(Base):

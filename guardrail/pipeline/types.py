@@ -111,6 +111,7 @@ class RequestMeta:
     tenant: str | None = None
     upstream_model: str | None = None  # the model the client asked for (the request's model)
     answered_model: str | None = None  # the model that answered (the response's model)
+    response_id: str | None = None  # where a held copy of this response is kept (hr_...)
 
 
 def normalise(text: str) -> str:

@@ -32,6 +32,7 @@ class Guarded:
     decision: Decision
     incident_ids: list[str]
     ctx: ScanContext | None = None  # what was scanned, for the monitor-mode scanners after
+    hold_ids: list[str] = field(default_factory=list)  # the incidents a held copy waits on
 
 
 def _lead(findings: tuple[RuledFinding, ...]) -> RuledFinding | None:
@@ -74,9 +75,19 @@ def incident_drafts(
     excerpt = evidence.excerpt(policy.incidents.excerpt_chars)
     drafts: list[IncidentDraft] = []
     lead = _lead(acting)
+
+    def reviewing(action: Action) -> tuple[str, dict[str, Any]]:
+        """The review status a new incident starts in, and the held copy it waits on."""
+        if monitor:  # nothing was held back: there is no response awaiting release
+            return "not_required", {}
+        if action is Action.HOLD:
+            return "open", ({"response_id": meta.response_id} if meta.response_id else {})
+        return ("open" if action in policy.review.route else "not_required"), {}
+
     if lead is not None:
         info = next((r.info for r in decision.results if r.scanner == lead.finding.scanner), None)
         action = Action.strongest([r.action for r in acting])
+        status, held = reviewing(action)
         drafts.append(IncidentDraft(
             **common, kind="monitor" if monitor else "decision", action=action.value,
             scanner=lead.finding.scanner,
@@ -84,20 +95,20 @@ def incident_drafts(
             model=info.model if info else None,
             model_version=info.model_version if info else None,
             category=lead.finding.category, score=float(lead.finding.score),
-            threshold=lead.threshold, excerpt=excerpt,
-            # a monitor hold held nothing back: there is no response awaiting release
-            review_status="pending_review" if action is Action.HOLD and not monitor else "open",
+            threshold=lead.threshold, excerpt=excerpt, review_status=status,
             evidence={"findings": [evidence.finding(r) for r in acting],
-                      **(extra or {})},
+                      **held, **(extra or {})},
         ))
     for f in decision.failures:
+        # a failure is an SRE's matter, unless it held the response (fail-closed: hold)
+        status, held = reviewing(f.action) if f.action is Action.HOLD else ("not_required", {})
         drafts.append(IncidentDraft(
             **common, kind="monitor_failure" if monitor else "scanner_failure",
             action=f.action.value, scanner=f.scanner,
             backend=f.info.backend, model=f.info.model, model_version=f.info.model_version,
-            category=f"scanner_{f.reason}", excerpt=None,
+            category=f"scanner_{f.reason}", excerpt=None, review_status=status,
             evidence={"reason": f.reason, "message": f.message, "fail_mode": f.fail_mode,
-                      **(extra or {})},
+                      **held, **(extra or {})},
         ))
     return drafts
 
@@ -118,7 +129,25 @@ async def guard_text(
     decision = await client.pipeline.run(ctx)
     drafts = incident_drafts(state, client, meta, stage, text, decision, extra=extra)
     ids = await record(state, drafts) if drafts else []
-    return Guarded(decision, ids, ctx)
+    return Guarded(decision, ids, ctx, hold_ids(drafts, ids))
+
+
+def hold_ids(drafts: list[IncidentDraft], ids: list[str]) -> list[str]:
+    """Of recorded drafts, the ids of those a held copy of the response waits on."""
+    return [i for d, i in zip(drafts, ids, strict=True) if "response_id" in d.evidence]
+
+
+async def keep_held(state: AppState, client: Client, meta: RequestMeta, body: bytes,
+                    incident_ids: list[str], media_type: str = "application/json") -> str:
+    """Store the would-be response, encrypted, before the hold notice leaves (a store failure
+    raises :class:`~guardrail.errors.StoreError`: 503, nothing released). Returns its id."""
+    assert meta.response_id is not None
+    await state.extras["holds"].put_async(
+        response_id=meta.response_id, body=body, media_type=media_type, tenant=meta.tenant,
+        api_key_id=meta.api_key_id, policy_name=client.policy.name,
+        request_id=meta.request_id, route=meta.route, incident_ids=incident_ids,
+        expire_after_minutes=client.policy.hold.expire_after_minutes)
+    return meta.response_id
 
 
 # -- the operations log ----------------------------------------------------------------------

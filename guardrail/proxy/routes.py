@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 import uuid
@@ -15,18 +16,28 @@ from fastapi.responses import StreamingResponse
 
 from guardrail.deps import AppState, Client, ClientDep, State
 from guardrail.errors import ApiError
+from guardrail.holds.store import new_response_id
 from guardrail.labelling.disclosure import (
     apply_notice,
     disclosure_field,
     disclosure_headers,
 )
-from guardrail.pipeline.types import Action, RequestMeta, ScanContext, Stage, detect_language
+from guardrail.pipeline.types import (
+    Action,
+    RequestMeta,
+    ScanContext,
+    Stage,
+    apply_redactions,
+    detect_language,
+)
+from guardrail.policy import Policy
 from guardrail.proxy import schemas
 from guardrail.proxy.guard import (
     Guarded,
     MonitorItem,
     ScanTally,
     guard_text,
+    keep_held,
     log_decision,
     monitor_after_release,
     monitor_note,
@@ -48,6 +59,7 @@ def _meta(request: Request, client: Client, route: str, body: dict[str, Any]) ->
         api_key_id=client.key_id,
         tenant=client.tenant,  # from the key's configuration; a client header is ignored
         upstream_model=body.get("model") if isinstance(body.get("model"), str) else None,
+        response_id=new_response_id(),  # used only if the response is held
     )
 
 
@@ -77,6 +89,21 @@ def _splice(raw: bytes, key: str, value: dict[str, Any]) -> bytes:
     inner = body[:-1].rstrip()
     sep = b"" if inner.endswith(b"{") else b","
     return inner + sep + json.dumps({key: value}, ensure_ascii=False)[1:-1].encode() + b"}"
+
+
+def _render_allowed(choices: list[Any], fields: list[schemas.TextField], results: list[Guarded],
+                    policy: Policy, meta: RequestMeta, notice: bool) -> None:
+    """Put each scanned field's released form in place: redactions, then the disclosure
+    notice on output text."""
+    by_index = {ch.get("index", i): ch for i, ch in enumerate(choices)}
+    for f, g in zip(fields, results, strict=True):
+        red = g.decision.redactions
+        text = apply_redactions(f.text, red) if red else f.text
+        if notice and f.stage is Stage.OUTPUT:
+            text = apply_notice(policy, text, detect_language(f.text),
+                                meta.upstream_model, meta.request_id)
+        if text != f.text:
+            schemas.set_path(by_index[f.choice], f.path, text)
 
 
 async def _proxy(request: Request, state: AppState, client: Client, *, chat: bool) -> Response:
@@ -140,18 +167,16 @@ async def _proxy(request: Request, state: AppState, client: Client, *, chat: boo
     if action in (Action.ALLOW, Action.FLAG) and not notice:
         content = _splice(resp.content, "guardrail", summary)
     else:
-        by_index = {ch.get("index", i): ch for i, ch in enumerate(choices)}
+        if action is Action.HOLD:
+            # the held copy: what would have gone out (redactions and labelling applied)
+            held = copy.deepcopy(data)
+            _render_allowed(held["choices"], fields, results, policy, meta, notice)
+            hold_ids = [i for g in results for i in g.hold_ids]
+            summary["response_id"] = await keep_held(
+                state, client, meta, json.dumps(held, ensure_ascii=False).encode(), hold_ids)
+            headers["X-Guardrail-Response-Id"] = summary["response_id"]
         if action in (Action.ALLOW, Action.FLAG, Action.REDACT):
-            from guardrail.pipeline.types import apply_redactions
-
-            for f, g in zip(fields, results, strict=True):
-                red = g.decision.redactions
-                text = apply_redactions(f.text, red) if red else f.text
-                if notice and f.stage is Stage.OUTPUT:
-                    text = apply_notice(policy, text, detect_language(f.text),
-                                        meta.upstream_model, meta.request_id)
-                if text != f.text:
-                    schemas.set_path(by_index[f.choice], f.path, text)
+            _render_allowed(choices, fields, results, policy, meta, notice)
         else:
             msg = getattr(client.policy.messages, action.value).format(
                 incident_id=ids[0] if ids else "-")

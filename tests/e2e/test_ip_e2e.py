@@ -59,7 +59,8 @@ def test_copied_passage_held_with_evidence(srv, lang, copy, wrap):
     assert copy[:30] not in (resp.choices[0].message.content or "")
     inc = srv.store.get(g["incident_ids"][0])
     assert inc["action"] == "hold" and inc["scanner"] == "ip" and inc["category"] == "press"
-    assert inc["review_status"] == "pending_review"
+    assert inc["review_status"] == "open"
+    assert inc["evidence"]["response_id"] == g["response_id"]
     found = next(f["evidence"] for f in inc["evidence"]["findings"] if f["scanner"] == "ip")
     assert found["work_id"] == srv.work_ids[0 if lang == "en" else 1]
     assert found["rights_holder"] == "Old Press Ltd"

@@ -48,12 +48,13 @@ def test_review_fields_are_not_sealed(db):
     _, store = db
     rec = store.list(limit=1)[0]
     from guardrail.people.roles import Principal
-    from guardrail.review.service import history, review
+    from guardrail.review.decisions import decide
+    from guardrail.review.service import history
 
     alice = Principal(name="alice", role="reviewer", via="token", person_id=1)
-    review(store, rec["id"], status="cleared", reviewer=alice, note="licensed")
-    assert store.get(rec["id"])["review_status"] == "cleared"
-    assert [h["to"] for h in history(store, rec["id"])] == ["cleared"]
+    decide(store, rec["id"], decision="release", reason="licensed", who=alice)
+    assert store.get(rec["id"])["review_status"] == "released"
+    assert [h["to"] for h in history(store, rec["id"])] == ["released"]
     assert store.verify().ok
 
 

@@ -8,7 +8,7 @@ from guardrail.cli import main
 from guardrail.db import make_engine, upgrade
 from guardrail.incidents.store import IncidentDraft, IncidentStore
 from guardrail.people.roles import Principal
-from guardrail.review import service
+from guardrail.review import decisions, service
 
 KATO = Principal(name="kato", role="reviewer", via="token", person_id=1)
 AUDITOR = Principal(name="aud", role="auditor", via="token", person_id=2)
@@ -18,7 +18,7 @@ def draft(i: int) -> IncidentDraft:
     return IncidentDraft(request_id=f"r{i}", system_id="s", policy_name="p", policy_version="v",
                          route="/v1/chat/completions", stage="output", kind="decision",
                          action="hold", evidence={"i": i}, scanners=[], score=0.5,
-                         review_status="pending_review")
+                         review_status="open")
 
 
 @pytest.fixture
@@ -30,10 +30,11 @@ def chain(tmp_path, monkeypatch):
     upgrade(url, engine)
     store = IncidentStore(engine)
     [a] = store.append([draft(1)])
-    service.review(store, a, status="in_review", reviewer=KATO, note="looking")
+    decisions.decide(store, a, decision="escalate", reason="looking", who=KATO,
+                     escalate_to="legal")
     store.append([draft(2)])
     service.open_incident(store, a, AUDITOR, "test")
-    service.review(store, a, status="confirmed", reviewer=KATO, note="copied lyrics")
+    decisions.decide(store, a, decision="reject", reason="copied lyrics", who=KATO)
     return engine, store, a
 
 
@@ -56,7 +57,7 @@ def test_events_share_the_incidents_sequence(chain):
                  "review event 5 (decision on", id="edited-note"),
     pytest.param("UPDATE incident_reviews SET reviewer = 'mallory' WHERE seq = 2",
                  "does not match its hash", id="edited-reviewer"),
-    pytest.param("UPDATE incident_reviews SET to_status = 'cleared' WHERE seq = 5",
+    pytest.param("UPDATE incident_reviews SET to_status = 'released' WHERE seq = 5",
                  "does not match its hash", id="edited-decision"),
     pytest.param("DELETE FROM incident_reviews WHERE seq = 4", "records 4..4 missing",
                  id="deleted-access"),
@@ -67,7 +68,7 @@ def test_events_share_the_incidents_sequence(chain):
     pytest.param("INSERT INTO incident_reviews (incident_id, created_at, kind, reviewer, "
                  "from_status, to_status, note) VALUES ('x', '2026-01-01', 'decision', 'eve', "
                  "'open', 'cleared', '')", "not sealed but was written after", id="inserted"),
-    pytest.param("UPDATE incidents SET review_status = 'cleared' WHERE seq = 1",
+    pytest.param("UPDATE incidents SET review_status = 'released' WHERE seq = 1",
                  "is not its last sealed decision", id="incident-status-edited"),
     pytest.param("UPDATE incidents SET reviewer = 'mallory' WHERE seq = 1",
                  "is not its last sealed decision", id="incident-reviewer-edited"),
@@ -92,7 +93,7 @@ def test_events_from_before_sealing_are_reported_not_failed(tmp_path):
         conn.exec_driver_sql(
             "INSERT INTO incident_reviews (incident_id, created_at, reviewer, from_status, "
             f"to_status, note) VALUES ('{a}', '2025-01-01', 'old', 'open', 'cleared', '')")
-    service.review(store, a, status="confirmed", reviewer=KATO)
+    decisions.decide(store, a, decision="reject", reason="copied", who=KATO)
     rep = store.verify()
     assert rep.ok and rep.checked == 2
     assert rep.notes == ["1 review event(s) recorded before review events were sealed "
@@ -104,11 +105,11 @@ def test_only_people_who_may_decide_do(chain):
 
     _, store, a = chain
     with pytest.raises(PermissionDeniedError, match="auditor role"):
-        service.review(store, a, status="cleared", reviewer=AUDITOR)
+        decisions.decide(store, a, decision="release", reason="ok", who=AUDITOR)
     admin_key = Principal(name="admin-key", role="admin", via="admin_key", key_id="key_x")
     with pytest.raises(PermissionDeniedError, match="names a person"):
-        service.review(store, a, status="cleared", reviewer=admin_key)
-    assert store.verify().ok and store.get(a)["review_status"] == "confirmed"
+        decisions.decide(store, a, decision="release", reason="ok", who=admin_key)
+    assert store.verify().ok and store.get(a)["review_status"] == "rejected"
 
 
 def test_postgres_review_events_and_people(tmp_path):
