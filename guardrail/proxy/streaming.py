@@ -32,7 +32,8 @@ from guardrail.errors import (
     UpstreamUnreachableError,
     api_error_of,
 )
-from guardrail.labelling.disclosure import disclosure_field, notice_delta
+from guardrail.holds.store import new_response_id
+from guardrail.labelling.disclosure import apply_notice, disclosure_field, notice_delta
 from guardrail.logs import event
 from guardrail.pipeline.types import (
     Action,
@@ -44,7 +45,14 @@ from guardrail.pipeline.types import (
     apply_redactions,
     detect_language,
 )
-from guardrail.proxy.guard import ScanTally, incident_drafts, monitor_note, record
+from guardrail.proxy.guard import (
+    ScanTally,
+    hold_ids,
+    incident_drafts,
+    keep_held,
+    monitor_note,
+    record,
+)
 from guardrail.proxy.schemas import upstream_json
 from guardrail.proxy.upstream import UpstreamClient
 
@@ -77,6 +85,8 @@ class ChoiceState:
     tool_out: dict[int, str] = field(default_factory=dict)  # the scanned, redacted arguments
     finished: bool = False
     noticed: bool = False
+    finish_reason: str | None = None
+    tool_meta: dict[int, dict[str, Any]] = field(default_factory=dict)  # id, type, name
 
 
 def _content_of(payload: dict[str, Any], chat: bool) -> tuple[int | None, str, bool]:
@@ -125,6 +135,8 @@ def sse(data: str) -> bytes:
 class StreamGuard:
     def __init__(self, state: AppState, client: Client, meta: RequestMeta, chat: bool,
                  on_first_content: Callable[[], None] | None = None) -> None:
+        if meta.response_id is None:  # where a held copy would be kept
+            meta = replace(meta, response_id=new_response_id())
         self.state, self.client, self.meta, self.chat = state, client, meta, chat
         self.policy = client.policy
         # context re-read before held text on each scan (the scanners' fixed windows)
@@ -143,6 +155,17 @@ class StreamGuard:
         self.on_first_content = on_first_content
         self._first = False
         self.notice = notice_delta(self.policy, None, meta.upstream_model, meta.request_id)
+        # a hold: nothing more leaves; the stream is read to its end (up to the policy's
+        # max_stream_chars) so that the whole response can be kept and released later
+        self.holding = False
+        self.hold_truncated = False
+        self.response_id: str | None = None
+        self.hold_ids: list[str] = []
+        self.usage: dict[str, Any] | None = None
+
+    @property
+    def done_reading(self) -> bool:
+        return self.stopped or self.hold_truncated
 
     # -- feeding ---------------------------------------------------------------------------
     async def feed(self, raw: str) -> list[bytes]:
@@ -163,6 +186,8 @@ class StreamGuard:
         choices = payload.get("choices") or []
         if not choices:
             self.trailing.append(raw)
+            if isinstance(payload.get("usage"), dict):
+                self.usage = payload["usage"]
             return []
         if len(choices) > 1:
             out: list[bytes] = []
@@ -178,7 +203,14 @@ class StreamGuard:
         if tool:
             self._collect_tool_args(st, payload)
         st.queue.append(ev)
-        if payload["choices"][0].get("finish_reason"):
+        reason = payload["choices"][0].get("finish_reason")
+        if reason:
+            st.finish_reason = reason if isinstance(reason, str) else "stop"
+        if self.holding:
+            if len(st.text) > self.policy.hold.max_stream_chars:
+                self.hold_truncated = True
+            return []
+        if reason:
             st.finished = True
             return await self._scan_and_release(st, final=True)
         if self._scan_due(st):
@@ -200,6 +232,22 @@ class StreamGuard:
     def _collect_tool_args(self, st: ChoiceState, payload: dict[str, Any]) -> None:
         for key, args in _tool_parts(payload):
             st.tool_args[key] = st.tool_args.get(key, "") + args
+        delta = (payload.get("choices") or [{}])[0].get("delta") or {}
+        for call in delta.get("tool_calls") or []:
+            if not isinstance(call, dict):
+                continue
+            key = call.get("index", 0)
+            meta = st.tool_meta.setdefault(key if isinstance(key, int) else 0, {})
+            for k in ("id", "type"):
+                if isinstance(call.get(k), str):
+                    meta[k] = call[k]
+            name = (call.get("function") or {}).get("name")
+            if isinstance(name, str):
+                meta["name"] = meta.get("name", "") + name
+        fc = delta.get("function_call")
+        if isinstance(fc, dict) and isinstance(fc.get("name"), str):
+            meta = st.tool_meta.setdefault(-1, {})
+            meta["name"] = meta.get("name", "") + fc["name"]
 
     # -- scanning --------------------------------------------------------------------------
     async def _scan(self, st: ChoiceState, text: str, base: int, stage: Stage,
@@ -233,7 +281,9 @@ class StreamGuard:
                                  findings=tuple(new),
                                  extra={"choice": st.index, "window_offset": base})
         if drafts:
-            self.incident_ids += await record(self.state, drafts)
+            ids = await record(self.state, drafts)
+            self.incident_ids += ids
+            self.hold_ids += hold_ids(drafts, ids)
         acts = [rf.action for rf in new] + [f.action for f in decision.failures]
         act = Action.strongest(acts)
         self.action = Action.strongest([self.action, act])
@@ -272,8 +322,11 @@ class StreamGuard:
                       request_id=self.meta.request_id)
                 act = Action.BLOCK
                 self.action = Action.strongest([self.action, act])
-        if act in (Action.BLOCK, Action.HOLD):
+        if act is Action.BLOCK:
             return self._stop(st, act)
+        if act is Action.HOLD:
+            self.holding = True  # keep reading; finish() keeps the whole response
+            return []
         limit = len(st.text) if final else max(st.released, min(st.safe, len(st.text)))
         for r in st.redactions:
             if r[0] < limit < r[1]:
@@ -405,6 +458,8 @@ class StreamGuard:
 
     # -- end -------------------------------------------------------------------------------
     async def finish(self) -> list[bytes]:
+        if self.holding:
+            return await self._finish_hold()
         out: list[bytes] = []
         for st in self.choices.values():
             if self.stopped:
@@ -415,6 +470,64 @@ class StreamGuard:
             out += [sse(raw) for raw in self.trailing]
             out.append(sse(json.dumps({**self.template, "choices": [],
                                        "guardrail": self.summary()}, ensure_ascii=False)))
+        return out
+
+    async def _finish_hold(self) -> list[bytes]:
+        """The stream was held: scan what arrived after the hold (incidents for new findings,
+        redactions for the held copy), keep the whole response encrypted, end the stream with
+        the hold notice and the ``response_id`` to fetch it by once a person released it."""
+        for st in self.choices.values():
+            if len(st.text) > st.scanned:
+                await self._scan(st, st.text, 0, Stage.STREAM_WINDOW, final=True)
+                st.scanned = len(st.text)
+            for key, args in st.tool_args.items():
+                _, decision = await self._scan(st, args, 0, Stage.TOOL_ARGUMENTS,
+                                               scope=f"#{key}")
+                red = decision.redactions
+                st.tool_out[key] = apply_redactions(args, red) if red else args
+        first = min(self.choices.values(), key=lambda c: c.index)
+        if self.action is Action.BLOCK:  # what arrived after the hold is worse: blocked
+            return self._stop(first, Action.BLOCK)
+        body = json.dumps(self._held_body(), ensure_ascii=False).encode()
+        self.response_id = await keep_held(self.state, self.client, self.meta, body,
+                                           self.hold_ids)
+        return self._stop(first, Action.HOLD)
+
+    def _held_body(self) -> dict[str, Any]:
+        """The held stream as one OpenAI-format object (``chat.completion`` or
+        ``text_completion``): what the client would have assembled, redactions and the
+        disclosure notice applied."""
+        choices: list[dict[str, Any]] = []
+        for st in sorted(self.choices.values(), key=lambda c: c.index):
+            text = self._render(st, 0, len(st.text))
+            if self.notice and text:
+                text = apply_notice(self.policy, text, detect_language(st.text),
+                                    self.meta.upstream_model, self.meta.request_id)
+            reason = "length" if self.hold_truncated else (st.finish_reason or "stop")
+            if not self.chat:
+                choices.append({"index": st.index, "text": text, "finish_reason": reason,
+                                "logprobs": None})
+                continue
+            msg: dict[str, Any] = {"role": "assistant", "content": text or None}
+            calls = [{"id": st.tool_meta.get(k, {}).get("id", f"call_{k}"),
+                      "type": st.tool_meta.get(k, {}).get("type", "function"),
+                      "function": {"name": st.tool_meta.get(k, {}).get("name", ""),
+                                   "arguments": st.tool_out.get(k, "")}}
+                     for k in sorted(st.tool_args) if k >= 0]
+            if calls:
+                msg["tool_calls"] = calls
+            if -1 in st.tool_args:
+                msg["function_call"] = {"name": st.tool_meta.get(-1, {}).get("name", ""),
+                                        "arguments": st.tool_out.get(-1, "")}
+            choices.append({"index": st.index, "message": msg, "finish_reason": reason,
+                            "logprobs": None})
+        out: dict[str, Any] = {**self.template,
+                               "object": "chat.completion" if self.chat else "text_completion",
+                               "choices": choices}
+        if self.usage is not None:
+            out["usage"] = self.usage
+        if self.hold_truncated:
+            out["guardrail"] = {"truncated_at_chars": self.policy.hold.max_stream_chars}
         return out
 
     def summary(self, message: str | None = None) -> dict[str, Any]:
@@ -429,6 +542,8 @@ class StreamGuard:
             s["monitor"] = monitoring
         if message:
             s["message"] = message
+        if self.response_id is not None:
+            s["response_id"] = self.response_id
         return s
 
 
@@ -451,7 +566,7 @@ async def relay(
             out = await guard.feed(data)
             if out:
                 yield b"".join(out)
-            if guard.stopped:
+            if guard.done_reading:
                 break
         yield b"".join([*await guard.finish(), b"data: [DONE]\n\n"])
     except (UpstreamUnreachableError, UpstreamTimeoutError) as err:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import openai
 import pytest
+
+from tests.mocks.stores import fake_state
 
 POLICY = """
 name: default
@@ -99,18 +100,9 @@ def pipeline():
     return policy, Pipeline(policy, ScannerCache(runtime=None))
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.rows: list = []
-
-    async def append_async(self, drafts):
-        self.rows += drafts
-        return [d.id for d in drafts]
-
 
 def relay(pipeline, text: str, size: int) -> tuple[str, list]:
     from guardrail.deps import Client
-    from guardrail.metrics import Metrics
     from guardrail.pipeline.types import RequestMeta
     from guardrail.proxy.streaming import StreamGuard
 
@@ -123,7 +115,7 @@ def relay(pipeline, text: str, size: int) -> tuple[str, list]:
                                                       "finish_reason": finish}]})
 
     async def go() -> tuple[str, list]:
-        state = SimpleNamespace(store=FakeStore(), metrics=Metrics())
+        state = fake_state()
         meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="default",
                            policy_version=policy.version, system_id="s")
         g = StreamGuard(state, Client(key_id=None, policy=policy, pipeline=pipe), meta,

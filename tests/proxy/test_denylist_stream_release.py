@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from guardrail.deps import Client
-from guardrail.metrics import Metrics
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.pipeline.types import RequestMeta
 from guardrail.policy import Policy
 from guardrail.proxy.streaming import StreamGuard
+from tests.mocks.stores import fake_state
 
 SIZES = [1, 2, 3, 7, 13, 50]
 OLD_WINDOW = 64  # the secrets pattern's fixed hold-back before
@@ -33,14 +33,6 @@ SCANNERS = [
      "patterns": ["sk-[a-z0-9]{20,}"]},
 ]
 
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-
-    async def append_async(self, drafts: list[Any]) -> list[str]:
-        self.rows += drafts
-        return [d.id for d in drafts]
 
 
 def fake_runtime() -> Any:
@@ -77,7 +69,7 @@ def relay(text: str, size: int) -> Relayed:
                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
     async def go() -> Relayed:
-        state = SimpleNamespace(store=FakeStore(), metrics=Metrics())
+        state = fake_state()
         meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
                            policy_version=pipe.policy.version, system_id="s")
         g = StreamGuard(state, Client(key_id=None, policy=pipe.policy, pipeline=pipe), meta,  # type: ignore[arg-type]

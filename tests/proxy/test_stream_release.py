@@ -20,13 +20,13 @@ import pytest
 
 from guardrail.corpus.registry import WorkInput
 from guardrail.deps import Client
-from guardrail.metrics import Metrics
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.pipeline.types import Finding, RequestMeta, ScanContext, ScannerInfo, ScanResult
 from guardrail.policy import Policy
 from guardrail.proxy.streaming import StreamGuard
 from guardrail.scanners.harm import HarmConfig, HarmScanner
 from tests.corpus.conftest import db_url, en_text, ja_text, registry  # noqa: F401 (fixtures)
+from tests.mocks.stores import fake_state
 
 SIZES = [1, 2, 3, 5, 7, 13, 29, 50]
 STREAM = {"holdback_chars": 0, "scan_every_chars": 16, "first_release_chars": 8}
@@ -54,14 +54,6 @@ def fake_runtime(corpus: Any = None) -> Any:
     return SimpleNamespace(settings=None, engine=getattr(corpus, "engine", None),
                            service=service)
 
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-
-    async def append_async(self, drafts: list[Any]) -> list[str]:
-        self.rows += drafts
-        return [d.id for d in drafts]
 
 
 class WholeSentenceHarm(HarmScanner):
@@ -130,7 +122,7 @@ def stream(pipe: Pipeline, text: str, size: int) -> Streamed:
 
     async def go() -> Streamed:
         policy = pipe.policy
-        state = SimpleNamespace(store=FakeStore(), metrics=Metrics())
+        state = fake_state()
         meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
                            policy_version=policy.version, system_id="s")
         g = StreamGuard(state, Client(key_id=None, policy=policy, pipeline=pipe), meta,  # type: ignore[arg-type]

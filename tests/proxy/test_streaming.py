@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from guardrail.deps import Client
-from guardrail.metrics import Metrics
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.pipeline.types import RequestMeta
 from guardrail.policy import Policy
 from guardrail.proxy.streaming import StreamGuard
+from tests.mocks.stores import fake_state
 
 POLICY = {
     "name": "t",
@@ -26,19 +25,11 @@ POLICY = {
 }
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.rows: list = []
-
-    async def append_async(self, drafts):
-        self.rows += drafts
-        return [d.id for d in drafts]
-
 
 def make_guard():
     policy = Policy.model_validate(POLICY)
     pipe = Pipeline(policy, ScannerCache(runtime=None))
-    state = SimpleNamespace(store=FakeStore(), metrics=Metrics())
+    state = fake_state()
     meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
                        policy_version=policy.version, system_id="s")
     return StreamGuard(state, Client(key_id=None, policy=policy, pipeline=pipe), meta, chat=True)
@@ -106,7 +97,7 @@ def test_first_release_comes_right_after_the_holdback_window():
     async def go() -> tuple[int, int, str]:
         p = Policy.model_validate(policy)
         pipe = Pipeline(p, ScannerCache(runtime=None))
-        state = SimpleNamespace(store=FakeStore(), metrics=Metrics())
+        state = fake_state()
         meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
                            policy_version=p.version, system_id="s")
         g = StreamGuard(state, Client(key_id=None, policy=p, pipeline=pipe), meta, chat=True)
