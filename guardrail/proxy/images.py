@@ -29,6 +29,7 @@ from guardrail.errors import (
     ServiceUnavailableError,
     UpstreamUnreachableError,
 )
+from guardrail.holds.store import new_response_id
 from guardrail.incidents.store import IncidentDraft
 from guardrail.labelling.c2pa_images import (
     ImageError,
@@ -39,7 +40,7 @@ from guardrail.labelling.c2pa_images import (
 )
 from guardrail.labelling.disclosure import disclosure_field, disclosure_headers
 from guardrail.labelling.service import LabellingService, get_labelling
-from guardrail.pipeline.types import Stage
+from guardrail.pipeline.types import Action, RequestMeta, Stage, apply_redactions
 from guardrail.proxy.image_fetch import ImageFetcher
 from guardrail.proxy.schemas import parse_json, read_body
 from guardrail.proxy.upstream import forward_headers
@@ -161,12 +162,21 @@ async def _label(request: Request, state: AppState, client: Client, route: str,
                                        "response", code="upstream_bad_response") from None
     if cfg.sign and svc.signer is None:
         raise ServiceUnavailableError(svc.problem or "no C2PA signer", code="c2pa_no_signer")
+    answered = data.get("model") if isinstance(data.get("model"), str) else None
+    meta = _meta(client, route, request_id, model, answered)
+    action, ids, hold_ids, redactions = await _guard_prompts(state, client, meta, items)
+    if action is Action.BLOCK:
+        msg = client.policy.messages.block.format(incident_id=ids[0] if ids else "-")
+        raise ContentPolicyError(msg, headers={"X-Guardrail-Incidents": ",".join(ids)})
+    for i, text in redactions.items():
+        items[i]["revised_prompt"] = text
+    if action is Action.HOLD:
+        want_url = False  # the held copy carries the signed bytes: a URL cache would expire
     try:
         results = await asyncio.gather(*(
             _sign_item(state, svc, client, i, item, model, request_id)
             for i, item in enumerate(items)))
     except _Failure as f:
-        answered = data.get("model") if isinstance(data.get("model"), str) else None
         incident_id = await _incident(state, client, route, request_id, model, answered, f)
         raise _error_for(f, incident_id) from None
     warnings: list[str] = []
@@ -195,7 +205,55 @@ async def _label(request: Request, state: AppState, client: Client, route: str,
     }
     headers = disclosure_headers(client.policy, model, request_id)
     headers["X-Guardrail-C2PA"] = "signed" if signed else "unsigned"
+    data["guardrail"].update(decision=action.value, incident_ids=ids)
+    headers["X-Guardrail-Decision"] = action.value
+    if action is Action.HOLD:
+        from guardrail.proxy.guard import keep_held
+
+        rid = await keep_held(state, client, meta, json.dumps(data).encode(), hold_ids)
+        data = {"created": data.get("created"), "data": [], "guardrail": {
+            **data["guardrail"], "response_id": rid,
+            "message": client.policy.messages.hold.format(incident_id=ids[0] if ids else "-")}}
+        headers["X-Guardrail-Response-Id"] = rid
     return Response(json.dumps(data).encode(), media_type="application/json", headers=headers)
+
+
+class ContentPolicyError(BadRequestError):
+    """An image response whose text (``revised_prompt``) the policy blocks (OpenAI answers
+    content-policy refusals on images with 400 ``content_policy_violation``)."""
+
+    code = "content_policy_violation"
+
+
+def _meta(client: Client, route: str, request_id: str, model: str | None,
+          answered: str | None) -> RequestMeta:
+    p = client.policy
+    return RequestMeta(request_id=request_id, route=route, policy_name=p.name,
+                       policy_version=p.version, system_id=p.system, api_key_id=client.key_id,
+                       tenant=client.tenant, upstream_model=model, answered_model=answered,
+                       response_id=new_response_id())
+
+
+async def _guard_prompts(
+    state: AppState, client: Client, meta: RequestMeta, items: list[dict[str, Any]],
+) -> tuple[Action, list[str], list[str], dict[int, str]]:
+    """The policy's text scanners on each image's ``revised_prompt`` (the text the image
+    was drawn from): (action, incident ids, hold incident ids, redacted prompts by index)."""
+    from guardrail.proxy.guard import guard_text
+
+    fields = [(i, it["revised_prompt"]) for i, it in enumerate(items)
+              if isinstance(it.get("revised_prompt"), str) and it["revised_prompt"]]
+    if not fields:
+        return Action.ALLOW, [], [], {}
+    results = await asyncio.gather(*(guard_text(
+        state, client, meta, text, Stage.OUTPUT, extra={"image": i, "field": "revised_prompt"})
+        for i, text in fields))
+    action = Action.strongest([g.decision.action for g in results])
+    state.metrics.decisions.labels(action.value, client.policy.name).inc()
+    redacted = {i: apply_redactions(text, g.decision.redactions)
+                for (i, text), g in zip(fields, results, strict=True) if g.decision.redactions}
+    return (action, [x for g in results for x in g.incident_ids],
+            [x for g in results for x in g.hold_ids], redacted)
 
 
 def _limit(state: AppState, client: Client) -> int:

@@ -80,6 +80,7 @@ class FakeImageUpstream:
         else:
             return httpx.Response(404, json={"error": {"message": "no route"}})
         model = body["model"]
+        revised = body.get("fake_revised_prompt", "p")  # the text the image was drawn from
         want_url = body.get("response_format") == "url" or model == "bad-url"
         items = []
         for i in range(int(body.get("n", 1))):
@@ -92,7 +93,8 @@ class FakeImageUpstream:
             elif want_url:
                 name = f"f{len(self.files)}"
                 self.files[name] = img
-                items.append({"url": f"{IMAGE_HOST}/files/{name}", "revised_prompt": "p"})
+                items.append({"url": f"{IMAGE_HOST}/files/{name}", "revised_prompt": revised})
             else:
-                items.append({"b64_json": base64.b64encode(img).decode(), "revised_prompt": "p"})
+                items.append({"b64_json": base64.b64encode(img).decode(),
+                              "revised_prompt": revised})
         return httpx.Response(200, json={"created": 1, "data": items})
