@@ -63,6 +63,9 @@ async def readyz_details(state: State, _admin: AdminDep) -> Response:
         "policies": policies,
         "degraded_scanners": sorted(set(degraded)),
         "upstream": state.upstream.describe() | {"scripted": state.extras.get("scripted", False)},
+        "holds": {"keyring": state.extras["holds"].keyring.source,
+                  "current_key": state.extras["holds"].keyring.current,
+                  "keys": len(state.extras["holds"].keyring.key_ids)},
         "auth": {"dev_mode": state.settings.dev_mode,
                  "admin_enabled": state.settings.admin_key is not None},
         **{k: v for k, v in state.extras.items() if k.startswith("ready_")},
@@ -72,4 +75,10 @@ async def readyz_details(state: State, _admin: AdminDep) -> Response:
 
 @router.get("/metrics")
 async def metrics(state: State) -> Response:
+    from guardrail.review.decisions import refresh_gauges
+
+    try:  # the queue gauges are read from the store at scrape time
+        await anyio.to_thread.run_sync(refresh_gauges, state)
+    except Exception:  # noqa: BLE001 - a store outage must not hide the other metrics
+        state.metrics.queue_overdue.set(float("nan"))
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -302,3 +302,34 @@ def counts(store: IncidentStore) -> dict[str, int]:
     with store_errors(), store.sessions() as s:
         return {k: int(v) for k, v in s.execute(
             select(IncidentRow.review_status, func.count()).group_by(IncidentRow.review_status))}
+
+
+def queue_figures(state: AppState, now: datetime | None = None) -> dict[str, Any]:
+    """For ``/metrics`` and the queue page: incidents by status, overdue (open past their
+    policy's SLA), held responses by status."""
+    from guardrail.holds.models import HeldResponseRow
+
+    now = now or datetime.now(UTC)
+    by_status = counts(state.store)
+    overdue_n = 0
+    with store_errors(), state.store.sessions() as s:
+        for name, policy in state.policies.policies.items():
+            cutoff = now - timedelta(minutes=policy.review.sla_minutes)
+            overdue_n += int(s.execute(
+                select(func.count()).select_from(IncidentRow)
+                .where(IncidentRow.policy_name == name,
+                       IncidentRow.review_status.in_(OPEN_STATUSES),
+                       IncidentRow.created_at < cutoff)).scalar() or 0)
+        held = {k: int(v) for k, v in s.execute(
+            select(HeldResponseRow.status, func.count()).group_by(HeldResponseRow.status))}
+    return {"statuses": by_status, "overdue": overdue_n, "held": held}
+
+
+def refresh_gauges(state: AppState) -> None:
+    f = queue_figures(state)
+    m = state.metrics
+    for status in STATUSES:
+        m.queue_depth.labels(status).set(f["statuses"].get(status, 0))
+    m.queue_overdue.set(f["overdue"])
+    for status in ("pending", "released", "rejected"):
+        m.held_responses.labels(status).set(f["held"].get(status, 0))

@@ -264,3 +264,25 @@ def test_signature_refuses_old_timestamps():
     header = webhooks.sign("s", b"{}", t=int(time.time()) - 3600)
     assert not webhooks.verify("s", header, b"{}")
     assert webhooks.verify("s", header, b"{}", tolerance_s=7200)
+
+
+def test_review_metrics(hold_server):
+    srv = hold_server()
+    _, inc, _ = held(srv)
+    held(srv)
+    decide(srv, inc, token_for(srv, "kato", "reviewer"), "reject", "copied")
+    text = httpx.get(f"{srv.root_url}/metrics").text
+    assert 'guardrail_review_queue{status="open"} 1.0' in text
+    assert 'guardrail_review_queue{status="rejected"} 1.0' in text
+    assert 'guardrail_held_responses{status="pending"} 1.0' in text
+    assert 'guardrail_held_responses{status="rejected"} 1.0' in text
+    assert 'guardrail_review_decisions_total{by="person",decision="reject",scanner="banned"} 1.0' \
+        in text
+    assert 'guardrail_review_time_to_decision_seconds_count{scanner="banned"} 1.0' in text
+    assert "guardrail_review_overdue 0.0" in text
+    with srv.store.sessions.begin() as s:  # an SLA of a day: make one incident two days old
+        from guardrail.incidents.models import IncidentRow
+
+        s.execute(update(IncidentRow).where(IncidentRow.review_status == "open")
+                  .values(created_at=datetime.now(UTC) - timedelta(days=2)))
+    assert "guardrail_review_overdue 1.0" in httpx.get(f"{srv.root_url}/metrics").text
