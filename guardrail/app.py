@@ -71,8 +71,28 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     state.extras["holds"] = HoldStore(store, Keyring.from_settings(settings))
 
     setup_labelling(state)
+    _setup_optional(state, "guardrail.governance.setup")  # inventory, assessments (issue 14)
     _announce(state)
     return state
+
+
+def _setup_optional(state: AppState, module: str) -> None:
+    """``module.setup(state)`` where the module exists (it may raise ConfigError)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        importlib.import_module(module).setup(state)
+
+
+def _include_optional(app: FastAPI, module: str) -> None:
+    """Include ``module.routers`` (a list of APIRouter) where the module exists."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        for r in importlib.import_module(module).routers:
+            app.include_router(r)
 
 
 def _announce(state: AppState) -> None:
@@ -238,6 +258,7 @@ def create_app(settings: Settings | None = None,
 
     app.include_router(review_routes.api)
     app.include_router(hold_routes.router)
+    _include_optional(app, "guardrail.governance.routes")  # inventory, redress, report
     app.include_router(review_routes.pages)
     app.include_router(incidents.router)
     app.include_router(health.router)
