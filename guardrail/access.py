@@ -100,6 +100,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/review"): page(),
     ("GET", "/review/incidents/{incident_id}"): page(),
     ("POST", "/review/incidents/{incident_id}"): page("admin", "reviewer"),
+    ("POST", "/review/incidents/{incident_id}/assign"): page("admin", "reviewer"),
+    ("GET", "/review/settings"): page(),  # one's own language and time zone
+    ("POST", "/review/settings"): page(),
+    ("GET", "/review/static/{name}"): PUBLIC,  # the pages' CSS and script, no CDN
     # operations
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,  # ready or not, nothing more

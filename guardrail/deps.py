@@ -168,13 +168,20 @@ async def require_client(request: Request, state: State) -> Client:
 ClientDep = Annotated[Client, Depends(require_client)]
 
 
-def require(perm: Perm) -> Callable[[Request, AppState], Coroutine[Any, Any, Principal]]:
-    """A dependency: the caller's admin key or person token, holding ``perm``."""
+def require(perm: Perm, person: bool = False
+            ) -> Callable[[Request, AppState], Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller's admin key or person token, holding ``perm``; ``person``:
+    a person's token only (what a decision must name), refused before the body is read."""
 
     async def dependency(request: Request, state: State) -> Principal:
         from guardrail.people.auth import api_principal
 
-        return await api_principal(state, _bearer(request), perm)
+        who = await api_principal(state, _bearer(request), perm)
+        if person and not who.is_person:
+            raise PermissionDeniedError(
+                "A decision names a person: sign in, or use a person's token "
+                "(guardrail users token NAME), not the admin key.", code="person_required")
+        return who
 
     return dependency
 
@@ -183,3 +190,4 @@ require_admin = require(Perm.ADMIN)
 AdminDep = Annotated[Principal, Depends(require_admin)]  # the admin key or an admin's token
 ReaderDep = Annotated[Principal, Depends(require(Perm.READ_INCIDENTS))]  # any role
 ReviewerDep = Annotated[Principal, Depends(require(Perm.REVIEW))]  # reviewer or admin
+DeciderDep = Annotated[Principal, Depends(require(Perm.REVIEW, person=True))]  # a person

@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -38,10 +37,10 @@ from guardrail.labelling.c2pa_images import (
     TimestampAuthorityError,
     sniff_mime,
 )
-from guardrail.labelling.disclosure import disclosure_field, disclosure_headers
 from guardrail.labelling.service import LabellingService, get_labelling
 from guardrail.pipeline.types import Action, RequestMeta, Stage, apply_redactions
 from guardrail.proxy.image_fetch import ImageFetcher
+from guardrail.proxy.label import Labels
 from guardrail.proxy.schemas import parse_json, read_body
 from guardrail.proxy.upstream import forward_headers
 
@@ -65,7 +64,7 @@ class _Failure(GuardrailError):  # carries one item's failure to the response
 
 
 def _request_id(request: Request) -> str:
-    return getattr(request.state, "request_id", None) or "req_" + uuid.uuid4().hex[:20]
+    return str(request.state.request_id)  # the middleware's, and only that
 
 
 async def _fetch(state: AppState, client: Client, url: str, limit: int) -> bytes:
@@ -194,16 +193,17 @@ async def _label(request: Request, state: AppState, client: Client, route: str,
             item.pop("url", None)
             item["b64_json"] = base64.b64encode(blob).decode("ascii")
     signed = [r for r in results if isinstance(r, SignedImage)]
+    labels = Labels(client.policy, model, request_id)
     data["guardrail"] = {
         "request_id": request_id, "policy": client.policy.name,
         "policy_version": client.policy.version,
-        "disclosure": disclosure_field(client.policy, model),
+        "disclosure": labels.field(),
         "c2pa": {"signed": len(signed), "timestamped": sum(s.timestamped for s in signed),
                  "upstream_manifests_kept": sum(s.upstream_manifest for s in signed),
                  "development_ca": bool(svc.signer and svc.signer.source.development),
                  "warnings": warnings},
     }
-    headers = disclosure_headers(client.policy, model, request_id)
+    headers = labels.headers()
     headers["X-Guardrail-C2PA"] = "signed" if signed else "unsigned"
     data["guardrail"].update(decision=action.value, incident_ids=ids)
     headers["X-Guardrail-Decision"] = action.value

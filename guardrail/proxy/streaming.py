@@ -33,7 +33,6 @@ from guardrail.errors import (
     api_error_of,
 )
 from guardrail.holds.store import new_response_id
-from guardrail.labelling.disclosure import apply_notice, disclosure_field, notice_delta
 from guardrail.logs import event
 from guardrail.pipeline.types import (
     Action,
@@ -43,16 +42,10 @@ from guardrail.pipeline.types import (
     ScanContext,
     Stage,
     apply_redactions,
-    detect_language,
 )
-from guardrail.proxy.guard import (
-    ScanTally,
-    hold_ids,
-    incident_drafts,
-    keep_held,
-    monitor_note,
-    record,
-)
+from guardrail.proxy.exchange import summary as build_summary
+from guardrail.proxy.guard import ScanTally, hold_ids, incident_drafts, keep_held, record
+from guardrail.proxy.label import Labels
 from guardrail.proxy.schemas import upstream_json
 from guardrail.proxy.upstream import UpstreamClient
 
@@ -134,7 +127,8 @@ def sse(data: str) -> bytes:
 
 class StreamGuard:
     def __init__(self, state: AppState, client: Client, meta: RequestMeta, chat: bool,
-                 on_first_content: Callable[[], None] | None = None) -> None:
+                 on_first_content: Callable[[], None] | None = None,
+                 labels: Labels | None = None) -> None:
         if meta.response_id is None:  # where a held copy would be kept
             meta = replace(meta, response_id=new_response_id())
         self.state, self.client, self.meta, self.chat = state, client, meta, chat
@@ -154,7 +148,9 @@ class StreamGuard:
         self.trailing: list[str] = []  # non-choice events (usage) released at the end
         self.on_first_content = on_first_content
         self._first = False
-        self.notice = notice_delta(self.policy, None, meta.upstream_model, meta.request_id)
+        # the label stage's decisions for this response (the exchange's, when there is one)
+        self.labels = labels or Labels(self.policy, meta.upstream_model, meta.request_id)
+        self.notice = self.labels.stream_notice(None)
         # a hold: nothing more leaves; the stream is read to its end (up to the policy's
         # max_stream_chars) so that the whole response can be kept and released later
         self.holding = False
@@ -183,6 +179,9 @@ class StreamGuard:
         if self.meta.answered_model is None and isinstance(payload.get("model"), str):
             # incidents record the model that answered (the chunks' ``model``)
             self.meta = replace(self.meta, answered_model=payload["model"])
+            observe = getattr(self.state, "extras", {}).get("observe_model")
+            if observe is not None:  # governance: models seen per system
+                observe(self.state, self.policy.system, payload["model"])
         choices = payload.get("choices") or []
         if not choices:
             self.trailing.append(raw)
@@ -415,8 +414,7 @@ class StreamGuard:
                 if (pos == "prepend" and ev.end > ev.start) or is_finish:
                     # its own delta: before the first content, or before the finish chunk
                     st.noticed = True
-                    notice = notice_delta(self.policy, detect_language(st.text),
-                                          self.meta.upstream_model, self.meta.request_id)
+                    notice = self.labels.stream_notice(st.text)
                     if notice is not None:
                         out.append(sse(self._delta(st.index, notice[1])))
             if ev.end > ev.start:
@@ -500,9 +498,8 @@ class StreamGuard:
         choices: list[dict[str, Any]] = []
         for st in sorted(self.choices.values(), key=lambda c: c.index):
             text = self._render(st, 0, len(st.text))
-            if self.notice and text:
-                text = apply_notice(self.policy, text, detect_language(st.text),
-                                    self.meta.upstream_model, self.meta.request_id)
+            if text:
+                text = self.labels.text(text, st.text)
             reason = "length" if self.hold_truncated else (st.finish_reason or "stop")
             if not self.chat:
                 choices.append({"index": st.index, "text": text, "finish_reason": reason,
@@ -531,20 +528,9 @@ class StreamGuard:
         return out
 
     def summary(self, message: str | None = None) -> dict[str, Any]:
-        s: dict[str, Any] = {"decision": self.action.value, "incident_ids": self.incident_ids,
-                             "policy": self.policy.name, "policy_version": self.policy.version,
-                             "request_id": self.meta.request_id}
-        disclosure = disclosure_field(self.policy, self.meta.upstream_model)
-        if disclosure is not None:
-            s["disclosure"] = disclosure
-        monitoring = monitor_note(self.client.pipeline)  # they scan after the stream ends
-        if monitoring is not None:
-            s["monitor"] = monitoring
-        if message:
-            s["message"] = message
-        if self.response_id is not None:
-            s["response_id"] = self.response_id
-        return s
+        # monitor-mode scanners (named in it) scan after the stream ends
+        return build_summary(self.policy, self.meta, self.client.pipeline, self.labels, self.action,
+                       self.incident_ids, message=message, response_id=self.response_id)
 
 
 async def relay(

@@ -15,7 +15,7 @@ import anyio
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.deps import ReaderDep, ReviewerDep, State
+from guardrail.deps import DeciderDep, ReaderDep, State
 from guardrail.errors import NotFoundError
 from guardrail.incidents import events
 from guardrail.review import decisions, service
@@ -47,7 +47,7 @@ class AssigneeIn(BaseModel):
 
 
 @api.post("/{incident_id}/decisions")
-async def decide(incident_id: str, body: DecisionIn, state: State, who: ReviewerDep,
+async def decide(incident_id: str, body: DecisionIn, state: State, who: DeciderDep,
                  response: Response) -> dict[str, Any]:
     out = await decisions.decide_with_policy(
         state, incident_id, decision=body.decision, reason=body.reason, who=who,
@@ -61,7 +61,7 @@ async def decide(incident_id: str, body: DecisionIn, state: State, who: Reviewer
 
 @api.post("/{incident_id}/assignee")
 async def assign(incident_id: str, body: AssigneeIn, state: State,
-                 who: ReviewerDep) -> dict[str, Any]:
+                 who: DeciderDep) -> dict[str, Any]:
     row = await anyio.to_thread.run_sync(lambda: decisions.assign(
         state.store, incident_id, assignee=body.assignee, who=who))
     return {"incident": row}
