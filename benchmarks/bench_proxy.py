@@ -10,7 +10,10 @@ throughput at concurrency 16 and 64 alternates short batches; streaming measures
 token; paced streaming (shipped policy) has the upstream send its chunks at a steady pace, as an
 LLM does, so scanning overlaps generation. Writes benchmarks/results/proxy.json.
 
-    python benchmarks/bench_proxy.py [--requests 300] [--seconds 3]
+    python benchmarks/bench_proxy.py [--requests 300] [--seconds 3] [--baseline REV]
+
+``--baseline REV`` also starts guardrail as it was at git revision REV (a worktree, same
+venv) and measures it side by side, interleaved with the others: ``baseline_*`` targets.
 """
 
 from __future__ import annotations
@@ -183,6 +186,8 @@ def main() -> None:
     ap.add_argument("--pace-ms", type=float, default=25.0,
                     help="paced streaming: ms between the upstream's 20-char chunks")
     ap.add_argument("--paced-requests", type=int, default=10)
+    ap.add_argument("--baseline", default=None,
+                    help="git revision to measure side by side (e.g. the previous release)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="gr-bench-"))
@@ -217,6 +222,17 @@ def main() -> None:
         subprocess.Popen([sys.executable, "-m", "guardrail.cli", "serve", "--port", str(gr_port)],
                          cwd=ROOT, env=env),
     ]
+    base_port = None
+    if args.baseline:
+        tree = tmp / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline],
+                       cwd=ROOT, check=True, capture_output=True)
+        base_port = free_port()
+        # cwd first on sys.path: that tree's guardrail package, not the installed one
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "guardrail.cli", "serve", "--port", str(base_port)],
+            cwd=tree, env={**env, "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/base.db",
+                           "PYTHONPATH": str(tree)}))
     try:
         wait_up(f"http://127.0.0.1:{up_port}/")
         wait_up(f"http://127.0.0.1:{gr_port}/healthz")
@@ -225,7 +241,13 @@ def main() -> None:
             "proxy_no_scanners": (f"http://127.0.0.1:{gr_port}/v1/chat/completions", "k-none"),
             "proxy_denylist": (f"http://127.0.0.1:{gr_port}/v1/chat/completions", "k-deny"),
         }
+        base_url = f"http://127.0.0.1:{base_port}/v1/chat/completions"
+        if base_port is not None:
+            wait_up(f"http://127.0.0.1:{base_port}/healthz", timeout=120)
+            targets["baseline_no_scanners"] = (base_url, "k-none")
+            targets["baseline_denylist"] = (base_url, "k-deny")
         results = {
+            "baseline": args.baseline,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()},
             "output_bytes": 2048,
@@ -237,6 +259,8 @@ def main() -> None:
         }
         full = {"direct": targets["direct"],
                 "proxy_shipped_default_policy": (targets["proxy_denylist"][0], "k-shipped")}
+        if base_port is not None:
+            full["baseline_shipped_default_policy"] = (base_url, "k-shipped")
         results["shipped_default_policy"] = {
             "note": "policies/default.yaml as shipped (denylist, harm, pii, ip; empty corpus)",
             "latency_c1_nonstreaming": asyncio.run(latency(full, args.full_requests, False)),
@@ -255,6 +279,9 @@ def main() -> None:
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
+        if args.baseline:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "baseline")],
+                           cwd=ROOT, capture_output=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
