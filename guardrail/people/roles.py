@@ -53,6 +53,8 @@ class Principal:
     via: Literal["session", "token", "admin_key"]
     person_id: int | None = None  # None: the admin key
     key_id: str | None = None  # the admin key's id
+    locale: str | None = None  # the person's saved page language ("ja" | "en"); None: browser's
+    timezone: str | None = None  # the person's saved IANA time zone; None: UTC
 
     @property
     def is_person(self) -> bool:

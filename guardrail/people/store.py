@@ -50,7 +50,8 @@ def person_dict(p: PersonRow, tokens: int = 0) -> dict[str, Any]:
 
 
 def principal(p: PersonRow, via: Literal["session", "token"]) -> Principal:
-    return Principal(name=p.name, role=p.role, via=via, person_id=p.id)
+    return Principal(name=p.name, role=p.role, via=via, person_id=p.id, locale=p.locale,
+                     timezone=p.timezone)
 
 
 class PeopleStore:
@@ -143,6 +144,15 @@ class PeopleStore:
             if needs_rehash(row.password_hash):
                 row.password_hash = hash_password(password)
             return principal(row, "session")
+
+    def set_prefs(self, person_id: int, locale: str | None, timezone: str | None) -> None:
+        """The person's page language and time zone (None: the browser's language, UTC);
+        callers validate them (:mod:`guardrail.review.i18n`)."""
+        with self.sessions.begin() as s:
+            row = s.get(PersonRow, person_id)
+            if row is None:
+                raise NotFoundError(f"No person with id {person_id}.")
+            row.locale, row.timezone = locale, timezone
 
     # -- API tokens -------------------------------------------------------------------------
     def new_token(self, name: str, *, replace: bool = False) -> tuple[dict[str, Any], str]:

@@ -21,9 +21,9 @@ from tests.people.helpers import (
 )
 
 
-def _decide(c: httpx.Client, inc_id: str, status: str = "confirmed", **extra) -> httpx.Response:
+def _decide(c: httpx.Client, inc_id: str, decision: str = "reject", **extra) -> httpx.Response:
     page = c.get(f"/review/incidents/{inc_id}")
-    data = {"status": status, "note": "n", "csrf_token": csrf_in(page.text), **extra}
+    data = {"decision": decision, "reason": "n", "csrf_token": csrf_in(page.text), **extra}
     return c.post(f"/review/incidents/{inc_id}", data=data)
 
 
@@ -35,13 +35,13 @@ def test_unicode_name_signs_in_decides_and_is_recorded(held):
         queue = c.get("/review")
         assert queue.status_code == 200 and "山田花子 (reviewer)" in queue.text
         assert all(v.isascii() for v in c.cookies.values())  # only a random id in the cookie
-        r = _decide(c, inc_id, "escalated", owner="法務部")
+        r = _decide(c, inc_id, "escalate", escalate_to="法務部")
         assert r.status_code == 303
     rec = srv.store.get(inc_id)
-    assert (rec["review_status"], rec["reviewer"], rec["owner"]) == ("escalated", "山田花子",
-                                                                     "法務部")
+    assert (rec["review_status"], rec["reviewer"], rec["assignee"]) == ("escalated", "山田花子",
+                                                                        "法務部")
     [h] = service.history(srv.store, inc_id)
-    assert (h["reviewer"], h["role"]) == ("山田花子", "reviewer")
+    assert (h["reviewer"], h["role"], h["owner"]) == ("山田花子", "reviewer", "法務部")
     assert h["person_id"] == people(srv).get("山田花子")["id"]
 
 
@@ -70,7 +70,8 @@ def test_csrf_missing_or_wrong_is_403(held, token):
     add_person(srv, "kato", "reviewer")
     extra = {} if token is None else {"csrf_token": token}
     with sign_in(srv, "kato") as c:
-        r = c.post(f"/review/incidents/{inc_id}", data={"status": "cleared", **extra})
+        r = c.post(f"/review/incidents/{inc_id}",
+                   data={"decision": "release", "reason": "r", **extra})
         assert r.status_code == 403 and "CSRF" in r.text
         assert c.post("/review/logout", data=extra).status_code == 403
         assert c.get("/review").status_code == 200  # still signed in: logout was refused
@@ -78,7 +79,7 @@ def test_csrf_missing_or_wrong_is_403(held, token):
         c.get("/review/login")  # the sign-in form's own token is in the cookie
         r = c.post("/review/login", data={"name": "kato", "password": PASSWORD, **extra})
         assert r.status_code == 403
-    assert srv.store.get(inc_id)["review_status"] == "pending_review"
+    assert srv.store.get(inc_id)["review_status"] == "open"
     assert service.history(srv.store, inc_id) == []
 
 
@@ -170,9 +171,10 @@ def test_auditor_reads_but_cannot_decide(held):
         page = c.get(f"/review/incidents/{inc_id}")
         assert page.status_code == 200 and 'id="decide"' not in page.text
         r = c.post(f"/review/incidents/{inc_id}",
-                   data={"status": "cleared", "csrf_token": csrf_in(page.text)})
+                   data={"decision": "release", "reason": "fine",
+                         "csrf_token": csrf_in(page.text)})
         assert r.status_code == 403
-    assert srv.store.get(inc_id)["review_status"] == "pending_review"
+    assert srv.store.get(inc_id)["review_status"] == "open"
 
 
 def test_opening_an_incident_is_recorded_with_the_person(held):
