@@ -192,6 +192,13 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(2.0, gt=0, description="Wait before the first retry; "
                                      "doubles after each.")
     hold_sweep_s: float = Field(30.0, gt=0, description="How often expired holds are decided.")
+    # governance (guardrail/governance/): the AI system inventory and risk assessments
+    inventory_dir: Path | None = Field(
+        None, description="AI system inventory: one YAML file per system (default: "
+        "<policy_dir>/systems). None there: built-in placeholder systems, with a warning.")
+    assessments_dir: Path | None = Field(
+        None, description="Risk assessments: one YAML file per assessment (default: "
+        "<policy_dir>/assessments).")
     scanner_workers: int = Field(
         2, ge=1, le=64, description="Threads of each thread-backed scanner's own pool (pii, "
         "ip), unless its policy config sets `workers`."
