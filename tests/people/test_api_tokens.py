@@ -16,13 +16,13 @@ def _get(srv, path: str, token: str | None) -> httpx.Response:
 
 def _review(srv, inc_id: str, token: str | None, **body) -> httpx.Response:
     h = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(f"{srv.root_url}/v1/guardrail/incidents/{inc_id}/review", headers=h,
-                      json={"status": "confirmed", **body})
+    return httpx.post(f"{srv.root_url}/v1/guardrail/incidents/{inc_id}/decisions", headers=h,
+                      json={"decision": "reject", "reason": "copied", **body})
 
 
 @pytest.mark.parametrize(("role", "reads", "decides", "admin_routes"), [
-    pytest.param("admin", 200, 200, 200, id="admin"),
-    pytest.param("reviewer", 200, 200, 403, id="reviewer"),
+    pytest.param("admin", 200, 201, 200, id="admin"),
+    pytest.param("reviewer", 200, 201, 403, id="reviewer"),
     pytest.param("auditor", 200, 403, 403, id="auditor"),
     pytest.param("compliance", 200, 403, 403, id="compliance"),
 ])
@@ -40,7 +40,7 @@ def test_token_roles(held, role, reads, decides, admin_routes):
     for path in ("/v1/guardrail/readyz", "/v1/guardrail/corpora"):
         assert _get(srv, path, token).status_code == admin_routes
     hist = service.history(srv.store, inc_id)
-    assert [h["reviewer"] for h in hist] == ([f"p-{role}"] if decides == 200 else [])
+    assert [h["reviewer"] for h in hist] == ([f"p-{role}"] if decides == 201 else [])
 
 
 def test_admin_key_reads_but_a_decision_needs_a_person(held):
@@ -59,7 +59,7 @@ def test_the_reviewer_cannot_be_named_in_the_body(held):
     token = token_for(srv, "kato", "reviewer")
     r = _review(srv, inc_id, token, reviewer="mallory")
     assert r.status_code == 400 and r.json()["error"]["param"] == "reviewer"
-    assert _review(srv, inc_id, token, note="ok").status_code == 200
+    assert _review(srv, inc_id, token).status_code == 201
     assert [h["reviewer"] for h in service.history(srv.store, inc_id)] == ["kato"]
 
 
