@@ -182,6 +182,7 @@ def refresh() -> None:
     template = extract()
     for locale in LOCALES:
         cat = read_catalog(locale)
+        template.creation_date = cat.creation_date  # no churn in the header
         cat.update(template, no_fuzzy_matching=True)
         cat.obsolete.clear()
         with po_path(locale).open("wb") as f:

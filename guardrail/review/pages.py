@@ -219,8 +219,10 @@ async def detail_page(request: Request, incident_id: str, state: State) -> Respo
         return _refused(request, me, exc)
     if row is None:
         return _page(request, "missing.html", me, status_code=404, id=incident_id)
-    hist = await anyio.to_thread.run_sync(
-        lambda: service.history(state.store, incident_id, None))
+    hist = [{**h, "from": decisions.normal_status(h["from"]),
+             "to": decisions.normal_status(h["to"])}
+            for h in await anyio.to_thread.run_sync(
+                lambda: service.history(state.store, incident_id, None))]
     can_decide = me.principal.can(Perm.REVIEW)
     return _page(request, "detail.html", me, inc=row, found=split_findings(row), history=hist,
                  statuses=decisions.STATUSES, can_decide=can_decide,

@@ -22,13 +22,13 @@ from guardrail.incidents import events
 from guardrail.incidents.models import IncidentRow
 from guardrail.incidents.store import IncidentStore, row_dict
 from guardrail.people.roles import Perm, Principal
-from guardrail.review.decisions import DECIDED_STATUSES, OPEN_STATUSES, STATUSES
+from guardrail.review import decisions
 from guardrail.review.models import ReviewEventRow
 
 Sort = Literal["oldest", "newest", "score"]
 SORTS: tuple[Sort, ...] = ("oldest", "newest", "score")
 # the queue's status choices: groups, then every single status
-SHOW = ("open", "overdue", "decided", "all", *STATUSES)
+SHOW = ("open", "overdue", "decided", "all", *decisions.STATUSES)
 BATCH = 500
 UNASSIGNED = "-"  # QueueFilter.assignee: nobody's
 
@@ -57,12 +57,12 @@ class QueueFilter:
     @property
     def statuses(self) -> tuple[str, ...]:
         if self.show in ("open", "overdue"):
-            return OPEN_STATUSES
+            return decisions.OPEN_STATUSES
         if self.show == "decided":
-            return DECIDED_STATUSES
-        if self.show in STATUSES:
+            return decisions.DECIDED_STATUSES
+        if self.show in decisions.STATUSES:
             return (self.show,)
-        return tuple(STATUSES)
+        return tuple(decisions.STATUSES)
 
     @property
     def reads_evidence(self) -> bool:
@@ -198,17 +198,17 @@ def counts(store: IncidentStore, filt: QueueFilter, overdue: Overdue) -> Counts:
     """Open and overdue from the open rows; decided by SQL, unless a filter looks inside the
     findings (then the decided rows are read too)."""
     n_open = n_overdue = 0
-    for row in _rows(store, _where(select(IncidentRow), filt, OPEN_STATUSES)):
+    for row in _rows(store, _where(select(IncidentRow), filt, decisions.OPEN_STATUSES)):
         if matches(row, filt):
             n_open += 1
             n_overdue += overdue(row)
     if filt.reads_evidence:
         n_decided = sum(matches(row, filt) for row in _rows(
-            store, _where(select(IncidentRow), filt, DECIDED_STATUSES)))
+            store, _where(select(IncidentRow), filt, decisions.DECIDED_STATUSES)))
     else:
         with store_errors(), store.sessions() as s:
             n_decided = int(s.execute(_where(select(func.count()).select_from(IncidentRow),
-                                             filt, DECIDED_STATUSES)).scalar() or 0)
+                                             filt, decisions.DECIDED_STATUSES)).scalar() or 0)
     return Counts(n_open, n_overdue, n_decided)
 
 

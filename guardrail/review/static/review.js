@@ -1,7 +1,8 @@
 // Keyboard shortcuts for the review pages (served from /review/static; no CDN).
 // Queue: j / k move, o or Enter open, / focuses the filters. Detail: r release, x reject,
 // e escalate (each focuses the reason), j / k next / previous incident of the last queue
-// shown, u back to it. No shortcut fires while typing in a field or with a modifier key.
+// shown, u back to it. No shortcut fires while typing in a field or with a modifier key;
+// Esc leaves the field.
 (function () {
   "use strict";
   var KEY = "guardrail.review.queue";
@@ -83,6 +84,7 @@
     var handle = page === "queue" ? queue() : page === "detail" ? detail() : null;
     if (!handle) return;
     document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && typing(e)) { e.target.blur(); return; } // leave the field
       if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || typing(e)) return;
       if (handle(e)) e.preventDefault();
     });
