@@ -191,7 +191,12 @@ async def queue_page(request: Request, state: State) -> Response:
 
 
 def split_findings(inc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The incident's findings by what the detail page shows of them."""
+    """The incident's findings by what the detail page shows of them.
+
+    TODO(lead, guardrail/scanners/harm.py): a harm finding records its span but no quote, so
+    "the sentence that scored" is shown as the incident's redacted excerpt (cut around the
+    first acting finding). If the scanner adds ``{"output": {"start", "end", "excerpt"}}`` to
+    its evidence, the evidence builder cuts it from the redacted text and the page shows it."""
     out: dict[str, list[dict[str, Any]]] = {"ip": [], "harm": [], "pii": [], "other": []}
     for f in service.findings(inc):
         ev = f.get("evidence") if isinstance(f.get("evidence"), dict) else {}
