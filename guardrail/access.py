@@ -91,6 +91,22 @@ ACCESS: dict[tuple[str, str], Access] = {
                                                                      person=True),
     ("POST", "/v1/guardrail/incidents/{incident_id}/assignee"): api("admin", "reviewer",
                                                                     person=True),
+    # governance: incident lifecycle (guardrail.governance.lifecycle_routes); triage is open
+    # to reviewers, the later steps need compliance or admin (checked in the handler)
+    ("GET", "/v1/guardrail/incidents/{incident_id}/lifecycle"): api(),
+    ("POST", "/v1/guardrail/incidents/{incident_id}/lifecycle"): api(
+        "admin", "compliance", "reviewer", person=True),
+    ("GET", "/governance/incidents"): page("admin", "compliance"),
+    # governance: redress (guardrail.governance.redress_routes, redress_pages). Intake and
+    # status are public (rate-limited per address; status needs the 128-bit acknowledgement
+    # id and shows only status and answer); the form takes a double-submit CSRF token
+    ("POST", "/v1/guardrail/redress"): PUBLIC,
+    ("GET", "/v1/guardrail/redress/{ack_id}"): PUBLIC,
+    ("POST", "/v1/guardrail/redress/{ack_id}/answer"): api("admin", "compliance", "reviewer",
+                                                          person=True),
+    ("GET", "/redress"): PUBLIC,
+    ("POST", "/redress"): PUBLIC,
+    ("GET", "/redress/status"): PUBLIC,
     # held responses: the application that was held, with its own key (tenant checked)
     ("GET", "/v1/guardrail/responses/{response_id}"): CLIENT,
     # review pages (browser sessions)

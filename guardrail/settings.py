@@ -102,6 +102,27 @@ def _key_entries(value: object) -> object:
     return value
 
 
+def _json_setting(value: object, env: str) -> object:
+    """A setting given as a JSON string (empty: ``{}``); other values pass through."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{env} is not valid JSON: {exc}") from None
+    return value
+
+
+# governance: lifecycle, redress, retention. Reporting clocks of a serious incident, in days
+# from the moment it was flagged serious (guardrail.governance.lifecycle).
+DEFAULT_INCIDENT_CLOCKS: dict[str, dict[str, float]] = {
+    "eu_general": {"eu_report": 15},  # EU AI Act Art. 73(2)
+    "eu_widespread": {"eu_report": 2},  # Art. 73(3): widespread / critical infrastructure
+    "eu_death": {"eu_report": 10},  # Art. 73(4)
+    "appi": {"appi_preliminary": 3, "appi_final": 30},  # APPI rules Art. 8: promptly; 30 days
+    "appi_improper": {"appi_preliminary": 3, "appi_final": 60},  # by an improper purpose
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GUARDRAIL_", env_file=None, extra="ignore")
 
@@ -203,6 +224,36 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Threads of each thread-backed scanner's own pool (pii, "
         "ip), unless its policy config sets `workers`."
     )
+    # governance: lifecycle, redress, retention
+    incident_clocks: Annotated[dict[str, dict[str, float]], NoDecode] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_INCIDENT_CLOCKS.items()},
+        description="JSON: serious-incident kind -> {clock: days from the serious flag}. "
+        "Defaults: EU AI Act Art. 73 (15 days; 2 for a widespread infringement or critical "
+        "infrastructure; 10 for a death) and Japan's APPI breach reports (preliminary in 3 "
+        "days, final in 30; 60 for breaches by an improper purpose).")
+    redress_max_per_window: int = Field(5, ge=1, description="Redress intakes accepted per "
+                                        "client address within redress_window_s (then 429).")
+    redress_window_s: float = Field(3600, gt=0)
+    redress_lookups_per_window: int = Field(
+        30, ge=1, description="Redress status lookups per client address within "
+        "redress_window_s (then 429): acknowledgement ids cannot be guessed by trying.")
+    retention_floor_days: int = Field(
+        183, ge=0, description="`guardrail incidents purge` never removes anything younger "
+        "than this, whatever a policy's incidents.retention_days says (EU AI Act Arts. 19 "
+        "and 26(6): logs are kept at least six months).")
+    bundle_signing_key: SecretStr | None = Field(
+        None, description="Ed25519 private key (PEM) that signs evidence bundles "
+        "(`guardrail incidents export --bundle`). Unset: a key file is generated beside the "
+        "SQLite database (bundle_key_file).")
+    bundle_key_file: Path | None = Field(
+        None, description="Where the generated bundle signing key lives when "
+        "bundle_signing_key is unset (default: .guardrail/bundle-signing.pem beside the "
+        "SQLite database).")
+
+    @field_validator("incident_clocks", mode="before")
+    @classmethod
+    def _clocks(cls, v: object) -> object:
+        return _json_setting(v, "GUARDRAIL_INCIDENT_CLOCKS")
 
     @field_validator("policy_files", "image_fetch_hosts", "image_fetch_private_hosts",
                      mode="before")
@@ -218,12 +269,7 @@ class Settings(BaseSettings):
     @field_validator("webhooks", mode="before")
     @classmethod
     def _webhooks(cls, v: object) -> object:
-        if isinstance(v, str):
-            try:
-                return json.loads(v) if v.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"GUARDRAIL_WEBHOOKS is not valid JSON: {exc}") from None
-        return v
+        return _json_setting(v, "GUARDRAIL_WEBHOOKS")
 
     def webhook_for(self, key_id_: str | None) -> tuple[str, str] | None:
         """(url, secret) for decision notices on this key's held responses, if any."""

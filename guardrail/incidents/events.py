@@ -12,7 +12,8 @@ reported, not failed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -20,7 +21,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from guardrail.db import Base
-from guardrail.incidents.chain import EVENT_SEALED_FIELDS, event_hash
+from guardrail.incidents.chain import EVENT_SEALED_FIELDS, event_hash, record_hash
 from guardrail.incidents.models import IncidentRow
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def problems(store: IncidentStore) -> tuple[list[str], list[str]]:
             out.append(f"review event id {i} is not sealed but was written after sealing began "
                        "(inserted, or its seal removed)")
     out.extend(_status_problems(store))
+    out.extend(_governance_problems(store))
     notes = [f"{len(legacy)} review event(s) recorded before review events were sealed "
              "(migration 0005) are not covered"] if legacy else []
     return out, notes
@@ -155,3 +157,73 @@ def _sealed_decisions(store: IncidentStore, batch: int = 5000) -> Iterator[tuple
         for _seq, inc_id, to_status, reviewer in rows:
             yield inc_id, to_status, reviewer
         last = int(rows[-1][0])
+
+
+# -- governance records sealed into this chain (guardrail.governance) ------------------------
+# Modules whose ``chain_problems(store)`` verify runs, where they exist: each checks that its
+# table (lifecycle, redress answers) is what its sealed events say.
+CHAIN_CHECKS = ("guardrail.governance.lifecycle", "guardrail.governance.redress")
+
+
+def _governance_problems(store: IncidentStore) -> Iterator[str]:
+    import importlib
+    import importlib.util
+
+    for module in CHAIN_CHECKS:
+        if importlib.util.find_spec(module) is not None:
+            yield from importlib.import_module(module).chain_problems(store)
+
+
+# -- records purged past retention (guardrail.governance.retention) --------------------------
+# A sealed ``purge`` event's note lists, for each record whose content it removed, the
+# record's hash (kept) and the digest of what the record's sealed fields hold after the
+# purge. Verify accepts such a record's stored hash where the event names it and the record
+# still holds exactly what the purge left; the retention module's docstring gives the
+# argument.
+PURGE = "purge"
+PURGED_PREFIX = "purged"  # the digest of a purged record's payload never reads as a link
+
+
+class Purged(NamedTuple):
+    record_hash: str  # the record's own hash, as sealed before the purge
+    purged_sha256: str  # purged_digest() of its sealed fields after the purge
+
+
+def purged_digest(fields: Mapping[str, object]) -> str:
+    return record_hash(PURGED_PREFIX, dict(fields))
+
+
+def purge_entries(note: str) -> Iterator[tuple[int, Purged]]:
+    """The records one purge event's note vouches for (nothing, for a note not in the form)."""
+    try:
+        body = json.loads(note)
+        records = body.get("records", []) if isinstance(body, dict) else []
+        got = [(int(r["seq"]), Purged(str(r["record_hash"]), str(r["purged_sha256"])))
+               for r in records]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return
+    yield from got
+
+
+def purged_records(store: IncidentStore) -> dict[int, Purged]:
+    """seq -> what the sealed purge events say of each purged record."""
+    out: dict[int, Purged] = {}
+    with store.sessions() as s:
+        for note in s.execute(select(IncidentEventRow.note)
+                              .where(IncidentEventRow.kind == PURGE,
+                                     IncidentEventRow.seq.is_not(None))
+                              .order_by(IncidentEventRow.seq)).scalars():
+            out.update(purge_entries(note))
+    return out
+
+
+def vouched_hash(purged: Purged | None, fields: Mapping[str, object], stored: str,
+                 computed: str) -> str:
+    """The hash verify compares with a record's stored one: ``computed`` (its content's), or
+    for a purged record, ``stored`` where a purge event names that hash and the record holds
+    what the purge left (else a value that matches nothing)."""
+    if purged is None or computed == stored:
+        return computed
+    if purged.record_hash == stored and purged.purged_sha256 == purged_digest(fields):
+        return stored
+    return "purged record changed since its purge"

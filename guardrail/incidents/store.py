@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,45 @@ def row_dict(row: IncidentRow) -> dict[str, Any]:
     out["created_at"] = row.created_at.isoformat() if row.created_at else None
     out["decided_at"] = row.decided_at.isoformat() if row.decided_at else None
     return out
+
+
+def sealed_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """An incident's sealed fields from its :func:`row_dict`, as they were hashed."""
+    fields = {k: rec[k] for k in SEALED_FIELDS}
+    at = datetime.fromisoformat(rec["created_at"])
+    # sealed as UTC; SQLite returns it naive, PostgreSQL in the session's time zone
+    fields["created_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    return fields
+
+
+def incident_link(rec: dict[str, Any], purged: events.Purged | None = None) -> events.Link:
+    """The incident ``rec`` (a :func:`row_dict`) as a link of the chain; ``purged``: the
+    sealed purge event's word for it, where its content was purged past retention."""
+    fields = sealed_fields(rec)
+    computed = events.vouched_hash(purged, fields, rec["record_hash"],
+                                   record_hash(rec["prev_hash"], fields))
+    return events.Link(rec["seq"], f"record {rec['seq']} ({rec['id']})", rec["prev_hash"],
+                       rec["record_hash"], computed)
+
+
+def walk(links: Iterable[events.Link], prev: str = GENESIS,
+         expected_seq: int = 1) -> tuple[list[str], int, str, int]:
+    """The link checks of the chain over ``links`` (in sequence order) from ``prev`` and
+    ``expected_seq``: (problems, links checked, the last hash, the next sequence number)."""
+    problems: list[str] = []
+    checked = 0
+    for link in links:
+        seq = link.seq
+        if seq < expected_seq:
+            problems.append(f"{link.label}: sequence number {seq} used twice")
+        elif seq != expected_seq:
+            problems.append(f"records {expected_seq}..{seq - 1} missing (deleted?)")
+        if link.prev_hash != prev:
+            problems.append(f"{link.label}: previous-hash link broken")
+        if link.computed_hash != link.stored_hash:
+            problems.append(f"{link.label}: content does not match its hash")
+        prev, expected_seq, checked = link.stored_hash, seq + 1, checked + 1
+    return problems, checked, prev, expected_seq
 
 
 class IncidentStore:
@@ -173,13 +212,9 @@ class IncidentStore:
 
     # -- verify -----------------------------------------------------------------------------
     def _links(self) -> Iterator[events.Link]:
+        purged = events.purged_records(self)  # records a sealed purge event vouches for
         for rec in self.iter_all():
-            fields = {k: rec[k] for k in SEALED_FIELDS}
-            at = datetime.fromisoformat(rec["created_at"])
-            # sealed as UTC; SQLite returns it naive, PostgreSQL in the session's time zone
-            fields["created_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
-            yield events.Link(rec["seq"], f"record {rec['seq']} ({rec['id']})", rec["prev_hash"],
-                              rec["record_hash"], record_hash(rec["prev_hash"], fields))
+            yield incident_link(rec, purged.get(rec["seq"]))
 
     def verify(self) -> VerifyReport:
         """Walk the chain in sequence order: incidents and review events together."""
@@ -187,19 +222,8 @@ class IncidentStore:
             return self._verify()
 
     def _verify(self) -> VerifyReport:
-        problems: list[str] = []
-        prev, expected_seq, checked = GENESIS, 1, 0
-        for link in heapq.merge(self._links(), events.links(self), key=lambda x: x.seq):
-            seq = link.seq
-            if seq < expected_seq:
-                problems.append(f"{link.label}: sequence number {seq} used twice")
-            elif seq != expected_seq:
-                problems.append(f"records {expected_seq}..{seq - 1} missing (deleted?)")
-            if link.prev_hash != prev:
-                problems.append(f"{link.label}: previous-hash link broken")
-            if link.computed_hash != link.stored_hash:
-                problems.append(f"{link.label}: content does not match its hash")
-            prev, expected_seq, checked = link.stored_hash, seq + 1, checked + 1
+        problems, checked, prev, expected_seq = walk(
+            heapq.merge(self._links(), events.links(self), key=lambda x: x.seq))
         with self.sessions() as s:
             head = s.execute(select(ChainHead).where(ChainHead.id == 1)).scalar_one_or_none()
         if head is not None:
