@@ -104,8 +104,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/guardrail/corpora/{name}"): {"json": {"description": "d"}},
     ("POST", "/v1/guardrail/corpora/{name}/works"): {"json": {
         "works": [{"title": "t", "text": "a short registered work of the matrix corpus"}]}},
-    ("POST", "/v1/guardrail/incidents/{incident_id}/review"): {"json": {"status": "in_review"}},
-    ("POST", "/review/incidents/{incident_id}"): {"data": {"status": "in_review", "note": "m"}},
+    ("POST", "/v1/guardrail/incidents/{incident_id}/decisions"): {"json": {
+        "decision": "escalate", "reason": "m", "escalate_to": "admin"}},
+    ("POST", "/v1/guardrail/incidents/{incident_id}/assignee"): {"json": {"assignee": "kato"}},
+    ("POST", "/review/incidents/{incident_id}"): {"data": {
+        "decision": "escalate", "reason": "m", "escalate_to": "admin"}},
 }
 
 
