@@ -107,6 +107,13 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/redress"): PUBLIC,
     ("POST", "/redress"): PUBLIC,
     ("GET", "/redress/status"): PUBLIC,
+    # governance: AI system inventory, assessments' status and the compliance report
+    # (guardrail.governance.routes): admin, compliance and auditor
+    ("GET", "/v1/guardrail/systems"): api("admin", "compliance", "auditor"),
+    ("GET", "/v1/guardrail/systems/{system_id}"): api("admin", "compliance", "auditor"),
+    ("GET", "/v1/guardrail/report"): api("admin", "compliance", "auditor"),
+    ("GET", "/governance/systems"): page("admin", "compliance", "auditor"),
+    ("GET", "/governance/report"): page("admin", "compliance", "auditor"),
     # held responses: the application that was held, with its own key (tenant checked)
     ("GET", "/v1/guardrail/responses/{response_id}"): CLIENT,
     # review pages (browser sessions)

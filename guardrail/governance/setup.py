@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("guardrail.governance")
 RELOAD_EVERY_S = 30.0
 GAUGE = "guardrail_reassessment_due"
+PARTNERS = ("lifecycle", "redress", "retention", "bundle")
 
 
 def governance(state: AppState) -> Governance:
@@ -50,9 +51,25 @@ def setup(state: AppState) -> None:
     state.extras["observe_model"] = observe_model
     state.extras["ready_governance"] = gov.ready
     state.metrics.registry.register(DueCollector(gov))
+    _setup_partners(state)
     for sid in gov.due():
         event(log, logging.WARNING, "reassessment_due", system=sid,
               reasons=[r.code for r in gov.status[sid].reasons])
+
+
+def _setup_partners(state: AppState) -> None:
+    """``setup(state)`` of this package's other modules (the incident lifecycle's gauge, ...)
+    where they exist and define one."""
+    import importlib
+    import importlib.util
+
+    for name in PARTNERS:
+        module = f"guardrail.governance.{name}"
+        if importlib.util.find_spec(module) is None:
+            continue
+        fn = getattr(importlib.import_module(module), "setup", None)
+        if callable(fn) and getattr(fn, "__module__", None) == module:
+            fn(state)
 
 
 def observe_model(state: AppState, system_id: str, model: str | None) -> None:
