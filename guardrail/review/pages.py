@@ -6,11 +6,6 @@ and assignment are :mod:`guardrail.review.decisions`'. Every page is in Japanese
 (:mod:`guardrail.review.i18n`): the person's saved language, else the browser's, else English;
 times in the person's time zone.
 
-TODO(lead, guardrail/access.py): rules for the routes added here:
-``("POST", "/review/incidents/{incident_id}/assign"): page("admin", "reviewer")``,
-``("GET", "/review/settings"): page()``, ``("POST", "/review/settings"): page()``,
-``("GET", "/review/static/{name}"): PUBLIC``; and in tests/api/test_access_matrix.py BODIES
-the decision form is now ``{"decision": "escalate", "reason": "m", "escalate_to": "admin"}``.
 """
 
 from __future__ import annotations
@@ -193,10 +188,8 @@ async def queue_page(request: Request, state: State) -> Response:
 def split_findings(inc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The incident's findings by what the detail page shows of them.
 
-    TODO(lead, guardrail/scanners/harm.py): a harm finding records its span but no quote, so
-    "the sentence that scored" is shown as the incident's redacted excerpt (cut around the
-    first acting finding). If the scanner adds ``{"output": {"start", "end", "excerpt"}}`` to
-    its evidence, the evidence builder cuts it from the redacted text and the page shows it."""
+    A harm finding's ``evidence.output`` is the chunk that scored, cut from the redacted
+    text (guardrail/incidents/evidence.py)."""
     out: dict[str, list[dict[str, Any]]] = {"ip": [], "harm": [], "pii": [], "other": []}
     for f in service.findings(inc):
         ev = f.get("evidence") if isinstance(f.get("evidence"), dict) else {}

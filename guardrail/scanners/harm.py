@@ -213,6 +213,9 @@ class HarmConfig(ScannerConfig):
         return self
 
 
+QUOTE_CHARS = 400  # of the chunk that scored, kept in the incident (redacted) for review
+
+
 class HarmScanner:
     config_class: ClassVar[type[ScannerConfig]] = HarmConfig
 
@@ -366,9 +369,13 @@ class HarmScanner:
             for cat, (_, v, i) in sorted(best.items(), key=lambda kv: -kv[1][1]):
                 if v < self._floor:
                     continue
-                evidence = {"backend": cfg.backend, "model_version": version,
-                            "chunk": i, "chunks": len(texts),
-                            "language": langs[i] or detect_language(texts[i])}
+                evidence: dict[str, Any] = {
+                    "backend": cfg.backend, "model_version": version, "chunk": i,
+                    "chunks": len(texts), "language": langs[i] or detect_language(texts[i])}
+                # the sentence(s) that scored, for the reviewer (stored cut from the redacted
+                # text: guardrail/incidents/evidence.py)
+                evidence["output"] = {"start": spans[i][0], "end": spans[i][1],
+                                      "excerpt": texts[i][:QUOTE_CHARS]}
                 findings.append(Finding(
                     scanner=self.name, kind="harm", category=cat, score=round(v, 6),
                     span=spans[i], evidence=evidence,

@@ -144,7 +144,7 @@ def test_postgres_review_events_and_people(tmp_path):
         sessions = Sessions(people, ttl_s=60, idle_s=60)
         assert sessions.get(sessions.create(who)).principal.name == "山田花子"
         service.open_incident(store, a, who, "test")
-        service.review(store, a, status="cleared", reviewer=who)
+        decisions.decide(store, a, decision="release", reason="licensed", who=who)
         rep = store.verify()
         assert rep.ok and rep.checked == 3, rep.problems
         with engine.begin() as c:
