@@ -74,11 +74,16 @@ def age(store, incident_id: str, **delta: float) -> None:
 def ip_server(make_server):
     """A server with the IP scanner, a registered corpus (press, Old Press Ltd) and its
     English work: ``(server, text of the work)``."""
+    return press_server(make_server)
+
+
+def press_server(make_server, **settings):
+    """(server, work text): the IP policy and the press corpus with one English work."""
     from guardrail.corpus.registry import WorkInput
     from guardrail.corpus.service import get_registry
     from tests.corpus.conftest import en_text
 
-    srv = make_server(IP_POLICY)
+    srv = make_server(IP_POLICY, **settings)
     text = en_text(301, 1500)
     reg = get_registry(srv.state.runtime)
     reg.upsert_corpus("press", "Old Press Ltd", "all rights reserved", "https://press.example")
