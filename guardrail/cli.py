@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     people_cli.register(sub)  # users, keys
 
-    for mod in ("guardrail.corpus.cli", "guardrail.labelling.cli", "guardrail.holds.cli"):
+    for mod in ("guardrail.corpus.cli", "guardrail.labelling.cli", "guardrail.holds.cli",
+                "guardrail.governance.cli"):
         _register_optional(sub, mod)
     return p
 

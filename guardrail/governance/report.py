@@ -98,8 +98,8 @@ def ev_interventions(r: _Row, arg: str | None) -> list[Item]:
             continue
         detail = [f"{x['scanner'] or '-'} / {x['category'] or '-'} → {x['action']}: "
                   f"{x['count']}" for x in sorted(mine, key=lambda x: -x["count"])]
-        out.append(item(f"interventions{':' + arg if arg else ''}",
-                        label if enforced else r.t(key), sum(x["count"] for x in mine),
+        name = f"interventions{':' + arg if arg else ''}{'' if enforced else '.monitor'}"
+        out.append(item(name, label if enforced else r.t(key), sum(x["count"] for x in mine),
                         detail))
     return out
 
