@@ -74,7 +74,19 @@ def _store() -> Any:
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
+    if args.action == "verify" and args.bundle:  # offline: no database
+        from guardrail.governance import bundle
+
+        return bundle.cli_verify(args)
     store = _store()
+    if args.action == "purge":
+        from guardrail.governance import retention
+
+        return retention.cli_purge(args, store)
+    if args.action == "export" and args.bundle:
+        from guardrail.governance import bundle
+
+        return bundle.cli_export(args, store)
     if args.action == "list":
         filters = {"action": args.filter_action, "scanner": args.scanner,
                    "category": args.category, "policy_name": args.policy}
@@ -166,7 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
     ie = isub.add_parser("export")
     ie.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     ie.add_argument("--output", "-o")
-    isub.add_parser("verify", help="check the tamper-evident hash chain")
+    ie.add_argument("--bundle", metavar="DIR", help="write a signed evidence bundle (JSONL "
+                    "of incidents and chain events, manifest with hashes, Ed25519 signature)")
+    ie.add_argument("--from", dest="since", metavar="ISO", help="bundle: records from then")
+    ie.add_argument("--to", dest="until", metavar="ISO", help="bundle: records before then")
+    iv = isub.add_parser("verify", help="check the tamper-evident hash chain")
+    iv.add_argument("--bundle", metavar="DIR", help="verify an evidence bundle offline")
+    iv.add_argument("--public-key", metavar="PEM", help="the bundle signer's public key file")
+    ip = isub.add_parser("purge", help="remove content and personal data past retention "
+                         "(the chain still verifies; the purge is recorded in it)")
+    ip.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    ip.add_argument("--now", metavar="ISO", help="purge as if it were then")
     i.set_defaults(func=cmd_incidents)
 
     pol = sub.add_parser("policy", help="check policies, print the JSON Schema")

@@ -69,7 +69,7 @@ class RedressRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     incident_id: Mapped[str] = mapped_column(String(40), index=True)  # its chain record
     linked_incident_ids: Mapped[list[str]] = mapped_column(JSON)
-    given: Mapped[dict[str, str] | None] = mapped_column(JSON)  # ids as typed (purged)
+    given: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))  # (purged)
     channel: Mapped[str] = mapped_column(String(8))  # web | api
     language: Mapped[str | None] = mapped_column(String(8))
     text: Mapped[str | None] = mapped_column(Text)  # the complainant's words (purged)
