@@ -71,7 +71,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "assessment": ("Current assessment", "現行の評価"),
     "reassessment": ("Re-assessment", "再評価"),
     "due": ("DUE", "要再評価"),
-    "current": ("current", "最新"),
+    "current": ("current", "評価は最新"),
     "drafts": ("Drafts awaiting approval", "承認待ちの草案"),
     "models_seen": ("Models seen answering", "応答したモデル"),
     "inventory_dir": ("Inventory directory", "インベントリのディレクトリ"),
@@ -185,6 +185,35 @@ LABELS: dict[str, tuple[str, str]] = {
     "cf_assessments": ("Assessments", "評価"),
     "cf_policy": ("Policy", "ポリシー"),
     "cf_system": ("System", "システム"),
+    "version": ("Version", "バージョン"),
+    "ev_holds_expired": ("Held responses decided by the system (expired)",
+                         "システムが判断した保留応答（期限切れ）"),
+    # configuration values
+    "cv_policy": ("version {version}; system {system}", "バージョン {version}、システム {system}"),
+    "cv_scanner": ("{action}, threshold {threshold}, {enforcement}",
+                   "{action}、しきい値 {threshold}、{enforcement}"),
+    "cv_fail_mode": ("{mode} → {action}; timeout {timeout} ms",
+                     "{mode} → {action}、タイムアウト {timeout} ミリ秒"),
+    "cv_review": ("reviewed: {route}; SLA {sla} min; four eyes: {four}; hold expiry {expiry} "
+                  "min → {on_expiry}",
+                  "レビュー対象：{route}、SLA {sla} 分、2名承認：{four}、保留の期限 {expiry} 分 → "
+                  "{on_expiry}"),
+    "cv_labelling": ("disclosure {disclosure}; headers {headers}; visible notice {notice}; "
+                     "images signed (C2PA) {sign}",
+                     "開示 {disclosure}、ヘッダー {headers}、目に見える表示 {notice}、"
+                     "画像への署名（C2PA） {sign}"),
+    "cv_retention": ("{days} days; excerpt {chars} characters",
+                     "{days} 日、抜粋 {chars} 文字"),
+    "cv_floor": ("{days} days (floor)", "{days} 日（下限）"),
+    "cv_auth": ("dev mode {dev}; admin key {admin}; configured client keys {keys}; sign-in "
+                "lasts {ttl} h (idle {idle} min); sign-in limit {fails} failures per {window} s",
+                "開発モード {dev}、管理キー {admin}、設定済みクライアントキー {keys}、"
+                "サインインの有効期間 {ttl} 時間（無操作 {idle} 分）、"
+                "サインイン失敗の上限 {window} 秒あたり {fails} 回"),
+    "cv_assessments": ("{dir}: {n} file(s); drafts: {drafts}",
+                       "{dir}：{n} 件、草案：{drafts}"),
+    "cv_system": ("{name}; {stage}; risk {risk}; owner {owner} ({title})",
+                  "{name}、{stage}、リスク区分 {risk}、責任者 {owner}（{title}）"),
     # dynamic gaps
     "gap_placeholder": ("No inventory: describe each AI system in {dir}.",
                         "インベントリがありません。{dir} に各AIシステムを記載してください。"),

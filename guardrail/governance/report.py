@@ -126,7 +126,7 @@ def ev_time_to_decision(r: _Row, _arg: str | None) -> list[Item]:
 def ev_holds(r: _Row, _arg: str | None) -> list[Item]:
     f = r.facts
     return [item("holds", r.t("ev_holds"), sum(f.holds.values()), _counts(f.holds, r)),
-            item("holds.expired", r.t("ev_system_decisions"), f.holds_expired)]
+            item("holds.expired", r.t("ev_holds_expired"), f.holds_expired)]
 
 
 def ev_incidents(r: _Row, _arg: str | None) -> list[Item]:
@@ -224,15 +224,14 @@ def ev_chain(r: _Row, _arg: str | None) -> list[Item]:
 
 def ev_access(r: _Row, _arg: str | None) -> list[Item]:
     f, s = r.facts, r.ctx.settings
-    yn = {True: r.t("yes"), False: r.t("no")}
     return [item("access.people", r.t("ev_people"), sum(f.people.values()),
                  [f"{k}: {v}" for k, v in sorted(f.people.items())]),
             item("access.tokens", r.t("ev_tokens"), f.person_tokens),
             item("access.client_keys", r.t("ev_client_keys"),
                  len(s.api_keys) + f.stored_client_keys),
-            item("access.admin_key", r.t("ev_admin_key"), yn[s.admin_key is not None]),
+            item("access.admin_key", r.t("ev_admin_key"), _yn(r, s.admin_key is not None)),
             item("access.dev_mode", r.t("ev_dev_mode"),
-                 yn[s.dev_mode and not f.stored_client_keys])]
+                 _yn(r, s.dev_mode and not f.stored_client_keys))]
 
 
 def ev_corpora(r: _Row, _arg: str | None) -> list[Item]:
@@ -260,17 +259,20 @@ def _per_policy(r: _Row, label: str, fn: Callable[[Policy], str]) -> list[Item]:
             sorted(r.policies.items())]
 
 
+def _yn(r: _Row, value: bool) -> str:
+    return r.t("yes") if value else r.t("no")
+
+
 def cf_inventory(r: _Row, _arg: str | None) -> list[Item]:
-    return [{"label": f"{r.t('cf_system')} {s.id}",
-             "value": f"{s.name}; {cat.word(cat.STAGES, s.lifecycle_stage, r.lang)}; "
-                      f"{r.t('risk_level')}: {cat.word(cat.RISKS, s.risk_level, r.lang)}; "
-                      f"{r.t('owner')}: {s.owner.name} ({s.owner.title})"}
-            for s in r.ctx.gov.inventory.systems.values()]
+    return [{"label": f"{r.t('cf_system')} {s.id}", "value": r.t(
+        "cv_system", name=s.name, stage=cat.word(cat.STAGES, s.lifecycle_stage, r.lang),
+        risk=cat.word(cat.RISKS, s.risk_level, r.lang), owner=s.owner.name,
+        title=s.owner.title)} for s in r.ctx.gov.inventory.systems.values()]
 
 
 def cf_policies(r: _Row, _arg: str | None) -> list[Item]:
-    return _per_policy(r, r.t("cf_policy"), lambda p: f"version {p.version}; "
-                       f"{r.t('cf_system')}: {p.system}")
+    return _per_policy(r, r.t("cf_policy"),
+                       lambda p: r.t("cv_policy", version=p.version, system=p.system))
 
 
 def cf_scanners(r: _Row, arg: str | None) -> list[Item]:
@@ -279,52 +281,53 @@ def cf_scanners(r: _Row, arg: str | None) -> list[Item]:
         for s in p.scanners:
             if arg and s.type != arg:
                 continue
-            extra = ""
-            categories = getattr(s, "categories", None)
-            if categories:
-                extra = "; " + ", ".join(f"{k} ≥ {v.threshold} → {v.action.value}"
-                                         for k, v in sorted(categories.items()))
+            categories = getattr(s, "categories", None) or {}
+            extra = "".join(f"; {k} ≥ {v.threshold} → {v.action.value}"
+                            for k, v in sorted(categories.items()))
             out.append({"label": f"{r.t('cf_scanner')} {name}/{s.instance_name} ({s.type})",
-                        "value": f"{s.action.value}, threshold {s.threshold}, "
-                                 f"{s.enforcement}{extra}"})
+                        "value": r.t("cv_scanner", action=s.action.value,
+                                     threshold=s.threshold, enforcement=s.enforcement)
+                        + extra})
     return out or [{"label": r.t("cf_scanner") + (f" ({arg})" if arg else ""),
                     "value": r.t("none_configured")}]
 
 
 def cf_fail_mode(r: _Row, _arg: str | None) -> list[Item]:
-    return _per_policy(r, r.t("cf_fail_mode"), lambda p: f"{p.on_scanner_error} → "
-                       f"{p.fail_closed_action.value}; timeout {p.scanner_timeout_ms} ms")
+    return _per_policy(r, r.t("cf_fail_mode"), lambda p: r.t(
+        "cv_fail_mode", mode=p.on_scanner_error, action=p.fail_closed_action.value,
+        timeout=p.scanner_timeout_ms))
 
 
 def cf_review(r: _Row, _arg: str | None) -> list[Item]:
-    return _per_policy(r, r.t("cf_review"), lambda p: (
-        f"route {[a.value for a in p.review.route]}; SLA {p.review.sla_minutes} min; "
-        f"four eyes {p.review.four_eyes or '-'}; hold expiry {p.hold.expire_after_minutes} "
-        f"min → {p.hold.on_expiry}"))
+    return _per_policy(r, r.t("cf_review"), lambda p: r.t(
+        "cv_review", route=", ".join(a.value for a in p.review.route) or "-",
+        sla=p.review.sla_minutes, four=", ".join(p.review.four_eyes) or "-",
+        expiry=p.hold.expire_after_minutes, on_expiry=p.hold.on_expiry))
 
 
 def cf_labelling(r: _Row, _arg: str | None) -> list[Item]:
-    return _per_policy(r, r.t("cf_labelling"), lambda p: (
-        f"disclosure {p.labelling.disclosure}; headers {p.labelling.headers}; notice "
-        f"{p.labelling.notice.position}; images C2PA {p.labelling.images.sign}"))
+    return _per_policy(r, r.t("cf_labelling"), lambda p: r.t(
+        "cv_labelling", disclosure=_yn(r, p.labelling.disclosure),
+        headers=_yn(r, p.labelling.headers), notice=p.labelling.notice.position,
+        sign=_yn(r, p.labelling.images.sign)))
 
 
 def cf_retention(r: _Row, _arg: str | None) -> list[Item]:
-    out = _per_policy(r, r.t("cf_retention"), lambda p: (
-        f"{p.incidents.retention_days} days; excerpt {p.incidents.excerpt_chars} chars"))
+    out = _per_policy(r, r.t("cf_retention"), lambda p: r.t(
+        "cv_retention", days=p.incidents.retention_days, chars=p.incidents.excerpt_chars))
     floor = getattr(r.ctx.settings, "retention_floor_days", None)
     if floor is not None:
-        out.append({"label": r.t("cf_retention") + " (floor)", "value": f"{floor} days"})
+        out.append({"label": r.t("cf_retention"), "value": r.t("cv_floor", days=floor)})
     return out
 
 
 def cf_auth(r: _Row, _arg: str | None) -> list[Item]:
     s = r.ctx.settings
-    return [{"label": r.t("cf_auth"), "value": (
-        f"dev mode {s.dev_mode}; admin key {s.admin_key is not None}; configured client keys "
-        f"{len(s.api_keys)}; session {s.session_ttl_s / 3600:g} h (idle "
-        f"{s.session_idle_s / 60:g} min); sign-in limit {s.signin_max_failures} per "
-        f"{s.signin_window_s:g} s")}]
+    return [{"label": r.t("cf_auth"), "value": r.t(
+        "cv_auth", dev=_yn(r, s.dev_mode), admin=_yn(r, s.admin_key is not None),
+        keys=len(s.api_keys), ttl=f"{s.session_ttl_s / 3600:g}",
+        idle=f"{s.session_idle_s / 60:g}", fails=s.signin_max_failures,
+        window=f"{s.signin_window_s:g}")}]
 
 
 def cf_incident_owner(r: _Row, _arg: str | None) -> list[Item]:
@@ -334,9 +337,9 @@ def cf_incident_owner(r: _Row, _arg: str | None) -> list[Item]:
 def cf_assessments(r: _Row, _arg: str | None) -> list[Item]:
     gov = r.ctx.gov
     drafts = sorted(a.id for _, a in gov.assessments.values() if not a.approved)
-    return [{"label": r.t("cf_assessments"),
-             "value": f"{assessments_dir(r.ctx.settings)}: {len(gov.assessments)} "
-                      f"({r.t('drafts')}: {', '.join(drafts) or '-'})"}]
+    return [{"label": r.t("cf_assessments"), "value": r.t(
+        "cv_assessments", dir=str(assessments_dir(r.ctx.settings)), n=len(gov.assessments),
+        drafts=", ".join(drafts) or "-")}]
 
 
 CONFIG: dict[str, Callable[[_Row, str | None], list[Item]]] = {
