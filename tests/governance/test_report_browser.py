@@ -4,23 +4,14 @@ in Japanese and English and the report printed to PDF (``page.pdf()``), into
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from guardrail.incidents.store import IncidentStore
 from guardrail.review.decisions import decide
 from tests.governance.chain_helpers import REVIEWER, draft
 from tests.mocks.clients import launch_chromium
-from tests.people.helpers import PASSWORD, add_person
-
-
-def artifacts() -> Path:
-    out = Path(os.environ.get("GUARDRAIL_TEST_ARTIFACTS")
-               or Path(__file__).resolve().parents[1] / "artifacts")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+from tests.people.helpers import add_person
+from tests.review.test_review_browser import _sign_in, artifacts
 
 
 @pytest.mark.browser
@@ -38,11 +29,7 @@ def test_report_prints_in_both_languages(make_server, full_gov_dir):
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(srv.root_url + "/review/login")
-        page.fill("#name", "佐藤花子")
-        page.fill("#password", PASSWORD)
-        page.click("#login")
-        page.wait_for_selector("#queue")
+        _sign_in(page, srv.root_url, "佐藤花子")
         for lang, title in (("ja", "コンプライアンス・レポート"), ("en", "Compliance report")):
             page.goto(f"{srv.root_url}/governance/report?lang={lang}")
             assert title in page.inner_text("#report-title")
