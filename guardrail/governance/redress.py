@@ -21,7 +21,14 @@ intake. Lookups and intakes are rate-limited per client address (:class:`Address
 An answer (a reviewer, compliance or admin person) is a sealed event of the intake's
 incident (kind ``redress``, the answer's SHA-256 in its note): verify
 (:func:`chain_problems`) fails a published answer that is not the one sealed, and one that
-disappeared without a purge (:mod:`guardrail.governance.retention`).
+disappeared without a purge (:mod:`guardrail.governance.retention`). Answering publishes;
+it does not decide: the intake's incident leaves the review queue by a decision like any
+flag (and the contested incidents keep their own decisions, which a decision cannot change:
+a complaint upheld is handled through the lifecycle, :mod:`guardrail.governance.lifecycle`).
+
+The JSON intake takes no CSRF token: it reads no cookie or other ambient credential, so a
+cross-site page gains nothing by posting to it that it could not post itself; the per-address
+limit bounds both. The limits are per process (as the sign-in limit is).
 """
 
 from __future__ import annotations
