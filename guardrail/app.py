@@ -67,8 +67,10 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     from guardrail.holds.crypto import Keyring
     from guardrail.holds.store import HoldStore
     from guardrail.labelling.service import setup_labelling
+    from guardrail.limits import build_limits
 
     state.extras["holds"] = HoldStore(store, Keyring.from_settings(settings))
+    state.extras["limits"] = build_limits(settings.redis_url)
 
     setup_labelling(state)
     _setup_optional(state, "guardrail.governance.setup")  # inventory, assessments (issue 14)
@@ -197,6 +199,9 @@ def create_app(settings: Settings | None = None,
         # monitor-mode scans still running write their incidents before the store closes
         await state.background.drain()
         await state.upstream.aclose()
+        closer = getattr(state.extras["limits"], "aclose", None)
+        if closer is not None:
+            await closer()
         await state.extras["image_fetcher"].aclose()
         # scanners' worker pools, harm batchers and model threads, remote backends' clients
         await state.runtime.aclose()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 
 from guardrail.errors import AuthenticationError, PermissionDeniedError
+from guardrail.limits import KeyLimits
 from guardrail.people.roles import Perm, Principal
 from guardrail.settings import key_id
 
@@ -108,6 +109,7 @@ class Client:
     policy: Policy
     pipeline: Pipeline
     tenant: str | None = None  # from the key's configuration, never from a request header
+    limits: KeyLimits = KeyLimits()
 
 
 async def get_state(request: Request) -> AppState:
@@ -161,8 +163,10 @@ async def require_client(request: Request, state: State) -> Client:
         else:
             raise AuthenticationError("Incorrect API key provided.")
     policy = policy or state.policies.for_key(kid)
+    rate, conc = settings.limits_of(entry)
     return Client(key_id=kid, policy=policy, pipeline=state.pipelines[policy.name],
-                  tenant=tenant or settings.tenant_of(entry))
+                  tenant=tenant or settings.tenant_of(entry),
+                  limits=KeyLimits(rate_per_min=rate, max_concurrency=conc))
 
 
 ClientDep = Annotated[Client, Depends(require_client)]

@@ -38,6 +38,10 @@ class ClientKey(BaseModel):
     key: SecretStr
     tenant: str | None = Field(None, min_length=1, max_length=128)
     policy: str | None = Field(None, min_length=1)
+    rate_per_min: int | None = Field(None, ge=0, description="Requests per minute for this "
+                                     "key (0: unlimited; unset: GUARDRAIL_KEY_RATE_PER_MIN).")
+    max_concurrency: int | None = Field(None, ge=0, description="Requests in flight for this "
+                                        "key (unset: GUARDRAIL_KEY_MAX_CONCURRENCY).")
     webhook_url: str | None = Field(None, pattern=r"^https?://", max_length=2048,
                                     description="Decisions on this key's held responses are "
                                     "posted here, signed with webhook_secret.")
@@ -212,6 +216,19 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(6, ge=1, le=20)
     webhook_backoff_s: float = Field(2.0, gt=0, description="Wait before the first retry; "
                                      "doubles after each.")
+    # scale-out and limits
+    redis_url: str | None = Field(
+        None, description="Redis for state shared by every worker and node (per-key limits, "
+        "sign-in limits). Unset: in this process.")
+    key_rate_per_min: int = Field(0, ge=0, description="Requests per minute per client key "
+                                  "(0: unlimited); a key's own rate_per_min overrides it.")
+    key_max_concurrency: int = Field(0, ge=0, description="Requests in flight per client key "
+                                     "(0: unlimited); a key's own max_concurrency overrides.")
+    max_json_depth: int = Field(64, ge=4, le=1000, description="Deeper request JSON is 400.")
+    auto_migrate: bool = Field(
+        True, description="Bring the database schema to the latest migration at start-up. "
+        "Off for many workers or nodes: run `guardrail db upgrade` once before starting them "
+        "(start-up then refuses a schema that is not current).")
     hold_sweep_s: float = Field(30.0, gt=0, description="How often expired holds are decided.")
     # governance (guardrail/governance/): the AI system inventory and risk assessments
     inventory_dir: Path | None = Field(
@@ -323,6 +340,14 @@ class Settings(BaseSettings):
     def key_policy_map(self) -> dict[str, str]:
         """key id -> policy name, from ``key_policies`` and the policies named in ``api_keys``."""
         return {**self.key_policies, **{k.id: k.policy for k in self.api_keys if k.policy}}
+
+    def limits_of(self, key: ClientKey | None) -> tuple[int, int]:
+        """(requests per minute, requests in flight) for a client key (0: unlimited)."""
+        rate = key.rate_per_min if key is not None and key.rate_per_min is not None else None
+        conc = (key.max_concurrency if key is not None and key.max_concurrency is not None
+                else None)
+        return (self.key_rate_per_min if rate is None else rate,
+                self.key_max_concurrency if conc is None else conc)
 
     def tenant_of(self, key: ClientKey | None) -> str:
         return (key.tenant if key is not None and key.tenant else None) or self.default_tenant

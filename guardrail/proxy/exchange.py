@@ -115,7 +115,8 @@ def guardrail_headers(meta: RequestMeta, action: Action | str,
 # -- parse -----------------------------------------------------------------------------------
 
 async def parse(request: Request, state: AppState, client: Client, *, chat: bool) -> Exchange:
-    raw, body = await schemas.read_json_body(request, state.settings.max_body_bytes)
+    raw, body = await schemas.read_json_body(request, state.settings.max_body_bytes,
+                                             state.settings.max_json_depth)
     (schemas.validate_chat if chat else schemas.validate_completion)(body)
     model = body.get("model") if isinstance(body.get("model"), str) else None
     meta = RequestMeta(

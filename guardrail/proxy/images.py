@@ -264,16 +264,20 @@ def _limit(state: AppState, client: Client) -> int:
 @router.post("/images/generations")
 async def image_generations(request: Request, state: State, client: ClientDep) -> Response:
     raw = await read_body(request, state.settings.max_body_bytes)
-    body = parse_json(raw)
+    body = parse_json(raw, state.settings.max_json_depth)
     if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
         raise BadRequestError("Missing required parameter: 'prompt'.", param="prompt",
                               code="missing_required_parameter")
-    resp = await state.upstream.request(
-        "POST", "images/generations", content=raw, headers=forward_headers(request.headers),
-        base_url=client.policy.upstream)
-    model = body.get("model") if isinstance(body.get("model"), str) else None
-    return await _label(request, state, client, "/v1/images/generations", resp, model,
-                        body.get("response_format") == "url")
+    release = await state.extras["limits"].acquire(client.key_id or "-", client.limits)
+    try:
+        resp = await state.upstream.request(
+            "POST", "images/generations", content=raw, headers=forward_headers(request.headers),
+            base_url=client.policy.upstream)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        return await _label(request, state, client, "/v1/images/generations", resp, model,
+                            body.get("response_format") == "url")
+    finally:
+        await release()
 
 
 @router.post("/images/edits")
@@ -290,12 +294,16 @@ async def image_edits(request: Request, state: State, client: ClientDep) -> Resp
                                   code="missing_required_parameter")
     finally:
         await form.close()
-    resp = await state.upstream.request(
-        "POST", "images/edits", content=raw,
-        headers={**forward_headers(request.headers), "content-type": ctype},
-        base_url=client.policy.upstream)
-    return await _label(request, state, client, "/v1/images/edits", resp,
-                        model if isinstance(model, str) else None, fmt == "url")
+    release = await state.extras["limits"].acquire(client.key_id or "-", client.limits)
+    try:
+        resp = await state.upstream.request(
+            "POST", "images/edits", content=raw,
+            headers={**forward_headers(request.headers), "content-type": ctype},
+            base_url=client.policy.upstream)
+        return await _label(request, state, client, "/v1/images/edits", resp,
+                            model if isinstance(model, str) else None, fmt == "url")
+    finally:
+        await release()
 
 
 @router.get("/guardrail/images/{image_id}", name="get_signed_image")

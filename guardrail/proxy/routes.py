@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from guardrail.deps import Client, ClientDep, State
 from guardrail.errors import ApiError
+from guardrail.limits import Release
 from guardrail.pipeline.types import ScanContext, Stage
 from guardrail.proxy import exchange
 from guardrail.proxy.exchange import Exchange, guardrail_headers
@@ -28,16 +29,24 @@ router = APIRouter(prefix="/v1", tags=["proxy"])
 async def _completion(request: Request, state: State, client: Client, *, chat: bool
                       ) -> Response:
     ex = await exchange.parse(request, state, client, chat=chat)
+    release = await state.extras["limits"].acquire(client.key_id or "-", client.limits)
     if ex.stream:
-        return await _stream(ex)
-    await exchange.upstream(ex)
-    exchange.extract(ex)
-    await exchange.guard(ex)
-    exchange.label(ex)
-    return await exchange.render(ex)
+        try:
+            return await _stream(ex, release)  # the stream gives its slot back at its end
+        except BaseException:
+            await release()
+            raise
+    try:
+        await exchange.upstream(ex)
+        exchange.extract(ex)
+        await exchange.guard(ex)
+        exchange.label(ex)
+        return await exchange.render(ex)
+    finally:
+        await release()
 
 
-async def _stream(ex: Exchange) -> Response:
+async def _stream(ex: Exchange, release: Release) -> Response:
     state, client, route = ex.state, ex.client, ex.route
     stack = AsyncExitStack()
     up0 = time.perf_counter()
@@ -70,6 +79,7 @@ async def _stream(ex: Exchange) -> Response:
                 yield chunk
         finally:
             await stack.aclose()
+            await release()
 
     headers = guardrail_headers(ex.meta, "streamed", [])  # the decision is in the last chunk
     headers.update(ex.labels.headers())

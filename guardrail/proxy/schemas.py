@@ -34,7 +34,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return raw
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, max_depth: int = 64) -> Any:
     """A request body as JSON, or a 400 ``invalid_json`` in the API's format: not JSON, not
     UTF-8, nested deeper than the parser goes, or holding an unpaired UTF-16 surrogate
     (``"\\ud800"`` is valid JSON but no Unicode text: it could be neither scanned nor stored)."""
@@ -51,7 +51,27 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequestError("Request body is not valid JSON: it holds an unpaired UTF-16 "
                               "surrogate (such as \\ud800), which is not Unicode text.",
                               code="invalid_json")
+    if _deeper_than(body, max_depth):
+        raise BadRequestError(f"Request body is nested deeper than {max_depth} levels.",
+                              code="json_too_deep")
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than ``limit`` deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            items: Any = v.values()
+        elif isinstance(v, list):
+            items = v
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((x, depth + 1) for x in items if isinstance(x, dict | list))
+    return False
 
 
 def _has_surrogate(value: Any) -> bool:
@@ -101,9 +121,10 @@ def upstream_json(raw: bytes | str) -> Any:
     return data
 
 
-async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+async def read_json_body(request: Request, max_bytes: int, max_depth: int = 64
+                         ) -> tuple[bytes, dict[str, Any]]:
     raw = await read_body(request, max_bytes)
-    body = parse_json(raw)
+    body = parse_json(raw, max_depth)
     if not isinstance(body, dict):
         raise BadRequestError("Request body must be a JSON object.", code="invalid_json")
     return raw, body

@@ -7,6 +7,7 @@ Behaviour is picked by the request's ``model``:
   "fail-500"        HTTP 500
   "slow"            sleeps ``fake_sleep`` seconds (default 5) before answering
   "disconnect"      streams two chunks, then drops the connection
+``"fake_chunk_delay": S`` in a streamed request waits S seconds between chunks.
   "not-json"        HTTP 200 with a body that is not JSON
 ``"fake_surrogate": true`` in the body starts the (non-streamed) answer with an unpaired UTF-16
 surrogate, JSON-escaped (``\\ud800``): valid JSON, not Unicode text.
@@ -56,7 +57,9 @@ def build_fake_upstream() -> FastAPI:
             and isinstance(m.get("content"), str) else m for m in body.get("messages", [])
         ]} if chat else {**body, "prompt": "echo:" + str(body.get("prompt", ""))})
         if body.get("stream"):
-            gen = stream_events(body, text, chat, piece=3)
+            # ``fake_chunk_delay``: seconds between chunks (a stream that stays open a while)
+            gen = stream_events(body, text, chat, piece=3,
+                                delay=float(body.get("fake_chunk_delay", 0)))
             if model == "disconnect":
                 async def broken() -> Any:
                     n = 0
