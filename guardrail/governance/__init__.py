@@ -1,8 +1,12 @@
 """Governance records and regulator-ready evidence (issue 14).
 
-The AI system inventory (:mod:`guardrail.governance.inventory`), risk assessments
-(:mod:`guardrail.governance.assessments`), the answering models seen in traffic
-(:mod:`guardrail.governance.models_seen`) and the compliance report
-(:mod:`guardrail.governance.report`). :func:`guardrail.governance.setup.setup` wires them
-into the application state at start-up.
+* :mod:`~guardrail.governance.inventory`: the AI system inventory (``policies/systems/``);
+* :mod:`~guardrail.governance.assessments`: risk assessments (``policies/assessments/``);
+* :mod:`~guardrail.governance.status`: which systems are due for re-assessment;
+* :mod:`~guardrail.governance.models_seen`: the answering models seen in traffic;
+* :mod:`~guardrail.governance.report`: the compliance report (cross-map in ``data/``);
+* :mod:`~guardrail.governance.setup`: start-up wiring, ``observe_model``;
+* :mod:`~guardrail.governance.routes`: the API and pages; :mod:`~guardrail.governance.cli`;
+* the incident lifecycle, redress, retention and evidence bundles: ``lifecycle``,
+  ``redress``, ``retention``, ``bundle`` and their route modules.
 """

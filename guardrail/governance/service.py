@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,32 +58,36 @@ class Governance:
     seen_store: ModelsSeen | None = None
     seen: dict[str, set[str]] = field(default_factory=dict)
     status: dict[str, SystemStatus] = field(default_factory=dict)
-    ready: dict[str, Any] = field(default_factory=dict)  # ``ready_governance``: kept current
+    ready: dict[str, Any] = field(default_factory=dict)  # ``ready_governance``: a snapshot
+    publish: Callable[[dict[str, Any]], None] | None = None  # called with each new snapshot
     refreshed_at: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def assessment_list(self) -> list[Assessment]:
         return [a for _, a in self.assessments.values()]
 
     def recompute(self) -> None:
+        """New status and a new ``ready`` snapshot (published whole, never edited after, so
+        a reader on another thread never sees it change)."""
         with self._lock:
             self.status = evaluate(self.inventory.systems, self.assessment_list(),
                                    self.policies.policies, self.seen)
-            due = sorted(s for s, st in self.status.items() if st.due)
-            ready = {
+            self.ready = {
                 "inventory": {"found": self.inventory.found,
                               "directory": str(self.inventory.directory or ""),
                               "systems": sorted(self.inventory.systems)},
                 "assessments": sorted(self.assessments),
-                "reassessment_due": due,
+                "reassessment_due": self.due(),
                 "systems": {s: st.as_dict() for s, st in self.status.items()},
             }
-            self.ready.clear()
-            self.ready.update(ready)
+            if self.publish is not None:
+                self.publish(self.ready)
 
     def note_model(self, system_id: str, model: str) -> None:
         """A model this process had not seen for the system: status changes at once."""
-        if model not in self.seen.get(system_id, set()):
+        with self._lock:
+            if model in self.seen.get(system_id, set()):
+                return
             self.seen.setdefault(system_id, set()).add(model)
             self.recompute()
 
@@ -91,13 +96,14 @@ class Governance:
         if self.seen_store is None:
             return
         got = self.seen_store.by_system()
-        for sid, models in got.items():
-            self.seen.setdefault(sid, set()).update(models)
-        self.refreshed_at = time.monotonic()
-        self.recompute()
+        with self._lock:
+            for sid, models in got.items():
+                self.seen.setdefault(sid, set()).update(models)
+            self.refreshed_at = time.monotonic()
+            self.recompute()
 
     def due(self) -> list[str]:
-        return [s for s, st in self.status.items() if st.due]
+        return sorted(s for s, st in self.status.items() if st.due)
 
 
 def _check_policies(settings: Settings, inventory: Inventory, policies: PolicySet) -> None:

@@ -8,9 +8,9 @@ system the inventory lacks, raises a ConfigError that names the file and the fie
 * ``governance``: the :class:`~guardrail.governance.service.Governance`;
 * ``observe_model``: :func:`observe_model`, called as ``observe_model(state, system_id,
   model)``;
-* ``ready_governance``: a dict (updated in place, so always current) that the admin
-  ``/v1/guardrail/readyz`` shows: inventory, assessments, systems due for re-assessment and
-  why;
+* ``ready_governance``: what the admin ``/v1/guardrail/readyz`` shows (inventory,
+  assessments, systems due for re-assessment and why): a new dict each time the status
+  changes (setup, a new answering model, a reload of ``models_seen``), so always current;
 
 and registers the gauge ``guardrail_reassessment_due{system}`` (1: due) on the app's
 registry. Other processes' sightings reach this one through the ``models_seen`` table: a
@@ -50,6 +50,7 @@ def setup(state: AppState) -> None:
     state.extras["governance"] = gov
     state.extras["observe_model"] = observe_model
     state.extras["ready_governance"] = gov.ready
+    gov.publish = lambda snapshot: state.extras.__setitem__("ready_governance", snapshot)
     state.metrics.registry.register(DueCollector(gov))
     _setup_partners(state)
     for sid in gov.due():

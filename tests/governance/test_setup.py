@@ -123,3 +123,21 @@ def test_observe_model_writes_each_pair_once_per_process(full_gov_dir, monkeypat
     assert len(calls) == 1
     (row,) = gov.seen_store.rows("chat")
     assert row["count"] == 1
+
+
+def test_a_scrape_reloads_what_other_processes_saw(full_gov_dir):
+    from guardrail.governance.models_seen import ModelsSeen
+
+    app = _app(full_gov_dir.settings(admin_key=ADMIN))
+    gov = app.state.guardrail.extras["governance"]
+    other = ModelsSeen(app.state.guardrail.store.engine)  # another worker process
+    other.observe("chat", "gpt-9")
+    other.flush()
+    other.close()
+    with TestClient(app) as c:
+        assert _ready(c)["reassessment_due"] == []  # not read yet
+        gov.refreshed_at = 0.0  # stale: the next scrape reloads in the background
+        c.get("/metrics")
+        gov.seen_store.flush()
+        assert _ready(c)["reassessment_due"] == ["chat"]
+        assert _due_metric(c, "chat") == 1.0
