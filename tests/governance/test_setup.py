@@ -141,3 +141,25 @@ def test_a_scrape_reloads_what_other_processes_saw(full_gov_dir):
         gov.seen_store.flush()
         assert _ready(c)["reassessment_due"] == ["chat"]
         assert _due_metric(c, "chat") == 1.0
+
+
+def test_the_proxy_reports_the_answering_model(make_server, full_gov_dir):
+    """Through the proxy (JSON and stream): the upstream's model is recorded for the policy's
+    system. The fake upstream answers as the model asked for: ``echo`` is assessed (``echo*``),
+    ``other-model`` is not."""
+    import openai
+
+    srv = make_server(full_gov_dir.root.joinpath("default.yaml").read_text(),
+                      policy_dir=full_gov_dir.root)
+    client = openai.OpenAI(base_url=srv.base_url, api_key=srv.client_key, max_retries=0)
+    gov = srv.state.extras["governance"]
+    client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+    for _ in client.chat.completions.create(
+            model="other-model", stream=True, messages=[{"role": "user", "content": "hi"}]):
+        pass
+    gov.seen_store.flush()
+    seen = {r["model"] for r in gov.seen_store.rows("chat")}
+    assert seen == {"echo", "other-model"}, seen
+    assert gov.due() == ["chat"]
+    reasons = gov.status["chat"].reasons
+    assert [r.model for r in reasons] == ["other-model"]
