@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guardrail import __version__
-from guardrail.db import make_engine, upgrade
+from guardrail.db import make_engine, require_current, upgrade
 from guardrail.deps import AppState
 from guardrail.errors import ApiError, GuardrailError, StoreError, UpstreamError, api_error_of
 from guardrail.incidents.store import IncidentStore
 from guardrail.logs import event
-from guardrail.metrics import Metrics, RouteLabels
+from guardrail.metrics import Metrics, RouteLabels, multiprocess
 from guardrail.pipeline.runner import Pipeline, ScannerCache
 from guardrail.policy import PolicySet
 from guardrail.proxy.image_fetch import ImageFetcher
@@ -40,7 +40,10 @@ SCRIPTED_BASE = "http://scripted-upstream.guardrail.invalid/v1"
 
 def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AppState:
     engine = make_engine(settings.database_url)
-    upgrade(settings.database_url, engine)
+    if settings.auto_migrate:
+        upgrade(settings.database_url, engine)
+    else:  # many workers or nodes: `guardrail db upgrade` ran once before them
+        require_current(engine)
     store = IncidentStore(engine)
     runtime = Runtime(settings=settings, engine=engine)
     policies = PolicySet.load(settings.policy_dir, list(settings.policy_files),
@@ -63,7 +66,8 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
                      pipelines=pipelines, upstream=upstream, metrics=metrics,
                      extras={"scripted": scripted, "image_fetcher": ImageFetcher.from_settings(
                          settings, ScriptedTransport() if scripted else transport)})
-    metrics.background_tasks.set_function(lambda: len(state.background))
+    if not multiprocess():  # (multiprocess: set at each scrape, admin/health.py)
+        metrics.background_tasks.set_function(lambda: len(state.background))
     from guardrail.holds.crypto import Keyring
     from guardrail.holds.store import HoldStore
     from guardrail.labelling.service import setup_labelling
@@ -180,6 +184,16 @@ def _error(exc: ApiError) -> Response:
     if isinstance(exc, UpstreamError):
         return Response(exc.content, status_code=exc.status_code, media_type=exc.content_type)
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def worker_app() -> FastAPI:
+    """The app one of ``guardrail serve --workers N``'s processes serves (settings from the
+    environment, the operations log configured as ``guardrail serve`` does)."""
+    from guardrail import logs
+
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None,

@@ -25,6 +25,53 @@ def _is_loopback(host: str) -> bool:
             return False
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from guardrail.db import current_revision, head_revision, make_engine, upgrade
+    from guardrail.settings import Settings
+
+    s = Settings()
+    engine = make_engine(s.database_url)
+    try:
+        if args.action == "upgrade":
+            before = current_revision(engine)
+            upgrade(s.database_url, engine)
+            print(f"schema: {before or 'none'} -> {current_revision(engine)}")
+            return 0
+        have, want = current_revision(engine), head_revision()
+        print(f"schema: {have or 'none'} (latest {want})")
+        return 0 if have == want else 1
+    finally:
+        engine.dispose()
+
+
+def _serve_workers(settings: Any, workers: int) -> int:
+    """N uvicorn workers, each building its own app (models loaded once per worker) from the
+    environment: the schema is migrated once here, workers only check it; metrics are
+    aggregated across workers (Prometheus multiprocess mode)."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from guardrail.db import make_engine, upgrade
+
+    if settings.auto_migrate:
+        engine = make_engine(settings.database_url)
+        upgrade(settings.database_url, engine)
+        engine.dispose()
+    env = {"GUARDRAIL_AUTO_MIGRATE": "false", "GUARDRAIL_HOST": settings.host,
+           "GUARDRAIL_PORT": str(settings.port)}
+    if settings.policy_files:
+        env["GUARDRAIL_POLICY_FILES"] = ",".join(str(p) for p in settings.policy_files)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="guardrail-metrics-")
+    os.environ.update(env)
+    uvicorn.run("guardrail.app:worker_app", factory=True, host=settings.host,
+                port=settings.port, workers=workers, log_level=settings.log_level,
+                access_log=False, log_config=None)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -47,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "`guardrail keys add`). Add one, or bind a loopback address (127.0.0.1) for dev "
               "mode.", file=sys.stderr)
         return 2
+    if args.workers and args.workers > 1:
+        return _serve_workers(settings, args.workers)
     app = create_app(settings)
     # log_config=None: uvicorn's lines go through our handler; the access log is guardrail's own
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
@@ -163,7 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--policy", action="append", help="policy file (repeatable); the last one "
                    "is the default unless GUARDRAIL_DEFAULT_POLICY names another")
+    s.add_argument("--workers", type=int, default=1, help="worker processes (each loads the "
+                   "models once; the schema is migrated once before they start)")
     s.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="the database schema (Alembic)")
+    dsub = db.add_subparsers(dest="action", required=True)
+    dsub.add_parser("upgrade", help="migrate to the latest schema (run once before workers)")
+    dsub.add_parser("current", help="the schema's revision; exit 1 unless it is the latest")
+    db.set_defaults(func=cmd_db)
 
     i = sub.add_parser("incidents", help="list, show, export and verify incident records")
     isub = i.add_subparsers(dest="action", required=True)

@@ -111,3 +111,30 @@ def upgrade(url: str, engine: Engine | None = None) -> None:
             conn.commit()
     else:
         command.upgrade(cfg, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema's Alembic revision (None: never migrated)."""
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def require_current(engine: Engine) -> None:
+    """For workers that do not migrate: refuse a schema that is not the latest."""
+    from guardrail.errors import ConfigError
+
+    have, want = current_revision(engine), head_revision()
+    if have != want:
+        raise ConfigError(f"the database schema is at revision {have or 'none'}, this "
+                          f"guardrail needs {want}: run `guardrail db upgrade` first "
+                          "(GUARDRAIL_AUTO_MIGRATE is off)")

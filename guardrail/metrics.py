@@ -1,22 +1,52 @@
-"""Prometheus metrics for SREs. One registry per app (tests build many apps)."""
+"""Prometheus metrics for SREs. One registry per app (tests build many apps).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``guardrail serve --workers N`` sets it), every worker
+writes its values to files there and ``/metrics`` from any worker reports them all
+(prometheus_client's multiprocess mode): counters and histograms summed, in-flight gauges
+summed over live workers, the store-derived gauges (queue, held responses; set at scrape time)
+the most recent value. Collectors registered by other modules (governance's gauges computed
+from the store) are rendered beside them.
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 _LAT = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class GuardrailRegistry(CollectorRegistry):
+    """A registry that remembers the collectors that are not metric objects (so multiprocess
+    rendering can add them to what the files hold)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.custom: list[Any] = []
+
+    def register(self, collector: Any) -> None:
+        super().register(collector)
+        if not isinstance(collector, MetricWrapperBase):
+            self.custom.append(collector)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        r = self.registry = registry or CollectorRegistry()
+        r = self.registry = registry or GuardrailRegistry()
         self._scan_children: dict[tuple[str, str], Histogram] = {}
         self.requests = Counter("guardrail_requests_total", "Proxy requests by route and status",
                                 ["route", "status"], registry=r)
         self.in_flight = Gauge("guardrail_in_flight_requests", "Requests being served",
-                               ["route"], registry=r)
+                               ["route"], registry=r, multiprocess_mode="livesum")
         self.upstream_latency = Histogram(
             "guardrail_upstream_latency_seconds",
             "Upstream time (to full body, or to end of stream)", ["route"], buckets=_LAT,
@@ -48,7 +78,7 @@ class Metrics:
         self.background_tasks = Gauge(
             "guardrail_background_tasks",
             "Background work in flight (monitor-mode scans and their incident writes)",
-            registry=r)
+            registry=r, multiprocess_mode="livesum")
 
         self.review_decisions = Counter(
             "guardrail_review_decisions_total",
@@ -61,11 +91,13 @@ class Metrics:
             ["scanner"], registry=r,
             buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400))
         self.queue_depth = Gauge("guardrail_review_queue", "Incidents by review status "
-                                 "(read from the store at scrape time)", ["status"], registry=r)
+                                 "(read from the store at scrape time)", ["status"], registry=r,
+                                 multiprocess_mode="mostrecent")
         self.queue_overdue = Gauge("guardrail_review_overdue",
-                                   "Open incidents past their policy's review SLA", registry=r)
+                                   "Open incidents past their policy's review SLA", registry=r,
+                                   multiprocess_mode="mostrecent")
         self.held_responses = Gauge("guardrail_held_responses", "Held responses by status",
-                                    ["status"], registry=r)
+                                    ["status"], registry=r, multiprocess_mode="mostrecent")
         self.webhook_deliveries = Counter(
             "guardrail_webhook_attempts_total", "Decision webhook attempts by outcome",
             ["outcome"], registry=r)
@@ -82,7 +114,15 @@ class Metrics:
         self.scanner_failures.labels(scanner, reason, fail_mode, enforcement).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not multiprocess():
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess as mp
+
+        merged = CollectorRegistry()
+        mp.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        for c in getattr(self.registry, "custom", []):
+            merged.register(c)
+        return generate_latest(merged)
 
 
 UNMATCHED_ROUTE = "other"

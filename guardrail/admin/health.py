@@ -75,8 +75,11 @@ async def readyz_details(state: State, _admin: AdminDep) -> Response:
 
 @router.get("/metrics")
 async def metrics(state: State) -> Response:
+    from guardrail.metrics import multiprocess
     from guardrail.review.decisions import refresh_gauges
 
+    if multiprocess():  # this worker's share (the others' as of their last scrape)
+        state.metrics.background_tasks.set(len(state.background))
     try:  # the queue gauges are read from the store at scrape time
         await anyio.to_thread.run_sync(refresh_gauges, state)
     except Exception:  # noqa: BLE001 - a store outage must not hide the other metrics
