@@ -45,12 +45,18 @@ class Ref(BaseModel):
     ref: str | None = Field(description="Section or article; null: no counterpart (see note).")
     source: str = Field(min_length=1)
     note: str = ""
+    note_ja: str = ""
 
     @model_validator(mode="after")
-    def _null_needs_note(self) -> Ref:
+    def _notes(self) -> Ref:
         if self.ref is None and not self.note:
             raise ValueError("an entry without a counterpart (ref: null) needs a note")
+        if bool(self.note) != bool(self.note_ja):
+            raise ValueError("note and note_ja go together (English and Japanese)")
         return self
+
+    def note_in(self, lang: str) -> str:
+        return self.note_ja if lang == "ja" else self.note
 
 
 class CrossMap(BaseModel):
@@ -68,6 +74,7 @@ class Requirement(BaseModel):
     group: Literal["principle", "requirement"]
     meti: str
     meti_note: str = ""
+    meti_note_ja: str = ""
     title: Texts
     control: Texts
     gap: Texts
@@ -77,6 +84,8 @@ class Requirement(BaseModel):
 
     @model_validator(mode="after")
     def _known_keys(self) -> Requirement:
+        if bool(self.meti_note) != bool(self.meti_note_ja):
+            raise ValueError("meti_note and meti_note_ja go together")
         for e in self.evidence:
             if e.split(":")[0] not in EVIDENCE:
                 raise ValueError(f"unknown evidence {e!r}; one of {EVIDENCE}")

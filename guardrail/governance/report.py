@@ -380,7 +380,8 @@ def _dynamic_gaps(req: Requirement, r: _Row) -> list[str]:
 
 def _cross_map(req: Requirement, c: Catalogue, lang: str) -> dict[str, list[Item]]:
     return {fw: [{"ref": e.ref, "title": c.title_of(fw, e.ref, lang)
-                  or cat.t("no_counterpart", lang), "source": e.source, "note": e.note}
+                  or cat.t("no_counterpart", lang), "source": e.source,
+                  "note": e.note_in(lang)}
                  for e in getattr(req.cross_map, fw)] for fw in FRAMEWORKS}
 
 
@@ -389,7 +390,8 @@ def row(req: Requirement, r: _Row, c: Catalogue) -> dict[str, Any]:
     gap = " ".join([req.gap.get(r.lang), *_dynamic_gaps(req, r)]).strip()
     return {
         "requirement": {"id": req.id, "group": req.group, "title": req.title.get(r.lang),
-                        "source": req.meti, "note": req.meti_note},
+                        "source": req.meti,
+                        "note": req.meti_note_ja if r.lang == "ja" else req.meti_note},
         "control": {"summary": req.control.get(r.lang),
                     "configuration": [x for key in req.config
                                       for x in _dispatch(CONFIG, key, r)]},

@@ -189,6 +189,10 @@ def test_html_and_markdown_render_in_both_languages(seeded, lang):
     md = render(rep, "md")
     assert md.startswith(f"# {catalog.t('report_title', lang)}")
     assert md.count("\n### ") >= 20
+    notes = [x["note"] for row in rep["rows"] for fw in FRAMEWORKS
+             for x in row["cross_map"][fw] if x["note"]]
+    assert notes and all(bool(re.search("[ぁ-んァ-ン一-龥]", n)) == (lang == "ja")
+                         for n in notes)
 
 
 def test_every_label_has_both_languages_and_templates_use_known_labels():
