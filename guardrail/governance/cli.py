@@ -87,6 +87,10 @@ def _systems(args: argparse.Namespace, gov: Any) -> int:
               f"{sorted(inv.systems)}", file=sys.stderr)
     print(f"OK: {len(inv.systems)} system(s) in {inv.directory}, {len(gov.assessments)} "
           f"assessment(s); every policy names a known system")
+    from guardrail.governance.report import unnamed_owners
+
+    for sid in unnamed_owners(gov):
+        print(f"warning: {sid}: no accountable owner named (owner.name)", file=sys.stderr)
     due = gov.due()
     for sid in due:
         for r in gov.status[sid].reasons:
