@@ -68,10 +68,14 @@ def make_server(
 
     Keyword arguments override :class:`guardrail.settings.Settings` fields.
     """
+    from contextlib import ExitStack
+
     from guardrail.app import create_app
     from guardrail.settings import Settings
+    from tests.services import pg_schema, require_redis, store_kind
 
     started: list[ThreadedServer] = []
+    schemas = ExitStack()
 
     def start(policy_yaml: str | None = None, **overrides: Any) -> Server:
         pdir = tmp_path / f"policies{len(started)}"
@@ -89,6 +93,9 @@ def make_server(
             "admin_key": ADMIN_KEY,
             "upstream_read_timeout_s": 10.0,
         }
+        if store_kind() == "postgres":  # the same tests on PostgreSQL and Redis
+            values["database_url"] = schemas.enter_context(pg_schema())
+            values["redis_url"] = require_redis()
         values.update(overrides)
         settings = Settings(**values)
         app = create_app(settings)
@@ -101,3 +108,6 @@ def make_server(
     yield start
     for srv in started:
         srv.stop()
+    for srv in started:
+        srv.server.config.app.state.guardrail.store.engine.dispose()
+    schemas.close()

@@ -68,29 +68,14 @@ def held_response_fixture(make_server: Any) -> Any:
 
 @pytest.fixture(name="pg_chain")
 def pg_chain_fixture() -> Any:
-    """A store in a fresh PostgreSQL schema, in a session time zone that is not UTC (CI
-    starts PostgreSQL on 127.0.0.1:5432; elsewhere the test fails, saying so)."""
-    import uuid
+    """A store in a fresh PostgreSQL schema, in a session time zone that is not UTC (skipped
+    where 127.0.0.1:5432 is down, unless GUARDRAIL_REQUIRE_SERVICES=1 as in CI)."""
+    from tests.services import pg_schema
 
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                          isolation_level="AUTOCOMMIT")
-    schema = "t_" + uuid.uuid4().hex[:8]
-    try:
-        with admin.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        pytest.fail(f"PostgreSQL not reachable on 127.0.0.1:5432 (CI starts it): {exc}")
-    url = ("postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D"
-           f"{schema}%20-ctimezone%3DAsia/Tokyo")
-    engine = make_engine(url)
-    try:
-        upgrade(url, engine)
-        yield Chain(url, engine, IncidentStore(engine))
-    finally:
-        engine.dispose()  # every pooled connection closed: none is left to the collector
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema("Asia/Tokyo") as url:
+        engine = make_engine(url)
+        try:
+            upgrade(url, engine)
+            yield Chain(url, engine, IncidentStore(engine))
+        finally:
+            engine.dispose()  # every pooled connection closed: none is left to the collector

@@ -70,32 +70,19 @@ def test_export_jsonl_and_csv(db, tmp_path, capsys):
 
 
 def test_postgres_store_chain(tmp_path):
-    """The same store against PostgreSQL (runs where 127.0.0.1:5432 is up, as in CI)."""
-    import uuid
+    """The same store against PostgreSQL (skipped where 127.0.0.1:5432 is down, unless
+    GUARDRAIL_REQUIRE_SERVICES=1 as in CI)."""
+    from tests.services import pg_schema
 
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                          isolation_level="AUTOCOMMIT")
-    schema = "t_" + uuid.uuid4().hex[:8]
-    try:
-        with admin.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        pytest.fail(f"PostgreSQL not reachable on 127.0.0.1:5432 (CI starts it): {exc}")
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    try:
-        upgrade(url, engine)
-        store = IncidentStore(engine)
-        store.append([draft(1), draft(2)])
-        assert store.verify().ok and store.count() == 2
-        with engine.begin() as c:
-            c.exec_driver_sql("UPDATE incidents SET action = 'allow' WHERE seq = 1")
-        assert not store.verify().ok
-    finally:
-        engine.dispose()  # every pooled connection closed: none is left to the collector
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema() as url:
+        engine = make_engine(url)
+        try:
+            upgrade(url, engine)
+            store = IncidentStore(engine)
+            store.append([draft(1), draft(2)])
+            assert store.verify().ok and store.count() == 2
+            with engine.begin() as c:
+                c.exec_driver_sql("UPDATE incidents SET action = 'allow' WHERE seq = 1")
+            assert not store.verify().ok
+        finally:
+            engine.dispose()  # every pooled connection closed: none is left to the collector

@@ -4,7 +4,6 @@ in Redis; JSON depth limit."""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 
 import httpx
@@ -96,23 +95,9 @@ def test_local_sliding_window():
 
 
 def _redis() -> None:
-    """Skip (or fail, with GUARDRAIL_REQUIRE_SERVICES=1) unless Redis answers."""
-    import redis.asyncio
+    from tests.services import require_redis
 
-    async def ping() -> None:
-        client = redis.asyncio.Redis.from_url("redis://127.0.0.1:6379/15", socket_timeout=0.5,
-                                              socket_connect_timeout=0.5)
-        try:
-            await client.ping()
-        finally:
-            await client.aclose()
-
-    try:
-        asyncio.run(ping())
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("GUARDRAIL_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis at 127.0.0.1:6379 is required: {exc}")
-        pytest.skip(f"Redis at 127.0.0.1:6379 unreachable ({type(exc).__name__})")
+    require_redis()
 
 
 def test_redis_limits_are_shared_between_limiters():
