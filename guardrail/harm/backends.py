@@ -75,7 +75,7 @@ def build_backend(kind: str, model: str | None, **kw: Any) -> HarmBackend:
         from guardrail.harm.embedded import EmbeddedBackend
 
         return EmbeddedBackend(Path(model) if model else None, **kw)
-    if kind in ("openai-moderation", "llm-judge"):
+    if kind in ("openai-moderation", "llm-judge", "serving"):
         url = kw.pop("url", None)
         if not url:
             raise BackendLoadError(f"{kind} backend needs url (the server's base URL)")
@@ -83,6 +83,10 @@ def build_backend(kind: str, model: str | None, **kw: Any) -> HarmBackend:
             from guardrail.harm.openai_moderation import OpenAIModerationBackend
 
             return OpenAIModerationBackend(url, model, **kw)
+        if kind == "serving":  # a classifier on TEI or a KServe v2 server
+            from guardrail.harm.serving import ServingBackend
+
+            return ServingBackend(url, model, **kw)
         from guardrail.harm.llm_judge import LLMJudgeBackend
 
         return LLMJudgeBackend(url, model, **kw)

@@ -19,8 +19,13 @@ scores out; see :mod:`guardrail.harm`):
   is required); ``unsafe`` + S1-S14 codes map through
   :data:`guardrail.harm.taxonomy.LLAMA_GUARD` (1.0 per flagged category and ``toxic``)
   (:mod:`guardrail.harm.llm_judge`). Chunks default to 4000 characters (one request per chunk).
+* ``serving``: a classifier on a model server of its own at ``url`` (GPUs, scaled apart from
+  the proxy): ``serving: {protocol: tei}`` = text-embeddings-inference's ``/predict``
+  (toxic-bert style labels by default), ``serving: {protocol: kserve_v2, labels: [...]}`` =
+  the Open Inference Protocol's ``/v2/models/{model}/infer`` (``model`` and ``label_map``
+  required); ``max_batch`` chunks per request (:mod:`guardrail.harm.serving`).
 
-The two remote backends are awaited on the event loop (no model thread, no micro-batcher):
+The remote backends are awaited on the event loop (no model thread, no micro-batcher):
 ``api_key_env`` names the environment variable holding the key (never the key itself);
 ``connect_timeout_ms`` and ``request_timeout_ms`` bound each request inside the policy's
 scanner timeout. An unreachable server, an HTTP error, a timeout or an answer that cannot be
@@ -66,6 +71,7 @@ from guardrail.errors import ScannerLoadError
 from guardrail.harm.backends import HarmBackend, TieredHarmBackend
 from guardrail.harm.batcher import BatcherPool
 from guardrail.harm.chunking import chunk_spans
+from guardrail.harm.serving import ServingOptions, check_serving
 from guardrail.harm.taxonomy import ALL_CATEGORIES
 from guardrail.pipeline.protocol import CategoryRule, ScannerConfig
 from guardrail.pipeline.types import (
@@ -81,14 +87,14 @@ if TYPE_CHECKING:
     from guardrail.harm.remote import AsyncHarmBackend
     from guardrail.runtime import Runtime
 
-REMOTE_BACKENDS = ("openai-moderation", "llm-judge")
+REMOTE_BACKENDS = ("openai-moderation", "llm-judge", "serving")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class HarmConfig(ScannerConfig):
     type: Literal["harm"] = "harm"
     backend: Literal["embedded", "detoxify", "transformers", "openai-moderation",
-                     "llm-judge"] = "embedded"
+                     "llm-judge", "serving"] = "embedded"
     model: str | None = Field(
         None,
         description="embedded: heads directory (default models/harm); detoxify: variant name "
@@ -149,13 +155,16 @@ class HarmConfig(ScannerConfig):
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
     max_batch: int = Field(16, ge=1, le=512, description="Chunks per model batch; "
-                           "openai-moderation: inputs per request.")
+                           "openai-moderation / serving: inputs per request.")
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_queue: int = Field(256, ge=1)
     reject_when_full: bool = Field(False, description="Fail fast instead of waiting for room.")
     holdback: int = Field(
         240, ge=0, description="Stream characters held back: about one long sentence."
     )
+    serving: ServingOptions | None = Field(
+        None, description="serving: the wire protocol (tei | kserve_v2) and its options; url, "
+        "model, api_key_env, timeouts, label_map and max_batch are the fields above.")
 
     languages: dict[Literal["en", "ja"], dict[str, CategoryRule]] = Field(
         default_factory=dict,
@@ -200,6 +209,17 @@ class HarmConfig(ScannerConfig):
                                  "server, e.g. llama-guard3)")
             if "chunk_chars" not in self.model_fields_set:
                 self.chunk_chars = 4000  # one request per chunk: judge whole answers
+        return self
+
+    @model_validator(mode="after")
+    def _serving_fields(self) -> HarmConfig:
+        if self.backend != "serving":
+            if self.serving is not None:
+                raise ValueError("serving: only for backend serving")
+            return self
+        problem = check_serving(self.serving or ServingOptions(), self.model, self.label_map)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -254,8 +274,12 @@ class HarmScanner:
                   "connect_timeout_ms": c.connect_timeout_ms,
                   "request_timeout_ms": c.request_timeout_ms,
                   "max_connections": c.max_connections, "probe": c.probe}
-            kw |= ({"max_batch": c.max_batch} if c.backend == "openai-moderation"
-                   else {"judge_input": c.judge_input})
+            if c.backend == "serving":
+                kw |= {"max_batch": c.max_batch,
+                       **(c.serving or ServingOptions()).model_dump()}
+            else:
+                kw |= ({"max_batch": c.max_batch} if c.backend == "openai-moderation"
+                       else {"judge_input": c.judge_input})
         try:
             backend = build_backend(c.backend, c.model, **kw)
             missing = backend.missing()
@@ -286,7 +310,7 @@ class HarmScanner:
             "cascade", "encoder", "precision", "zoom_from", "max_batch",
             "max_wait_ms", "max_queue", "reject_when_full", "url", "api_key_env",
             "connect_timeout_ms", "request_timeout_ms", "max_connections", "judge_input",
-            "probe"})
+            "probe", "serving"})
         if self.runtime is not None:
             self.backend, self._pool = self.runtime.service(key, self._build)
         else:
