@@ -286,7 +286,7 @@ class ServingBackend(RemoteBackend):
                 raise self.answer_error(f"no labels: model metadata unreadable ({err.problem}); "
                                         "set serving.labels") from None
             self.metadata = f"unavailable ({err.problem})"
-            self._meta_done = True
+            self._meta_done = resp.status_code < 500  # a 5xx (still loading?): ask again
             return
         if not isinstance(meta, dict):
             raise self.answer_error("metadata is not a JSON object")
@@ -318,7 +318,9 @@ class ServingBackend(RemoteBackend):
         clf = model_type.get("classifier") if isinstance(model_type, dict) else None
         id2label = clf.get("id2label") if isinstance(clf, dict) else None
         if isinstance(id2label, dict):
-            self._check_labels([str(v) for v in id2label.values()])
+            labels = [str(v) for v in id2label.values()]
+            self.server["labels"] = labels[:32]
+            self._check_labels(labels)
 
     def _kserve_metadata(self, meta: dict[str, Any]) -> None:
         if isinstance(meta.get("platform"), str):

@@ -12,7 +12,8 @@ six labels, answers ``raw_scores: false`` with the softmax over them (as TEI doe
 one-element lists (422) or is larger than ``max_client_batch_size`` (413), as TEI does.
 ``mode``: "ok", "slow" (sleeps ``sleep_s`` first), "fail-500", "not-json", "short" (one
 prediction fewer than inputs), "foreign" (go_emotions labels), "embedding" (``/info`` says an
-embedding model), "no-info" (``/info`` is 404), "nan-label" (a prediction without a score).
+embedding model), "no-info" (``/info`` is 404), "info-503" (``/info`` is 503), "nan-label"
+(a prediction without a score).
 
 KServe v2: model "toxic" outputs probabilities (sigmoid of the logits) as ``probs`` [n, 4] for
 the labels ``KSERVE_LABELS`` (named in the metadata's non-standard
@@ -87,6 +88,8 @@ def build_fake_serving() -> FastAPI:
         tei = app.state.tei
         if tei["mode"] == "no-info":
             return Response(status_code=404)
+        if tei["mode"] == "info-503":
+            return _error(503, "model is loading", "unhealthy")
         model_type: dict[str, Any] = {"classifier": {
             "id2label": {str(i): lb for i, lb in enumerate(TEI_LABELS)},
             "label2id": {lb: i for i, lb in enumerate(TEI_LABELS)}}}

@@ -190,6 +190,18 @@ async def test_tei_without_info_still_scores(fake: FakeServing):
     assert s.info().model_version is None
 
 
+async def test_tei_info_5xx_is_asked_again_on_the_next_scan(fake: FakeServing):
+    fake.tei["mode"] = "info-503"
+    s = _scanner(fake)
+    await s.scan(_ctx("hello"))
+    assert s.info().details["metadata"] == "unavailable (HTTP 503: model is loading)"
+    fake.tei["mode"] = "ok"
+    await s.scan(_ctx("hello"))
+    assert s.info().model_version == TEI_SHA
+    assert s.info().details["server"]["labels"][:2] == ["toxic", "severe_toxic"]
+    assert [r["path"] for r in fake.requests] == ["/info", "/predict"] * 2
+
+
 async def test_tei_embedding_model_is_refused_clearly(fake: FakeServing):
     fake.tei["mode"] = "embedding"
     s = _scanner(fake)
