@@ -274,11 +274,16 @@ def _register_optional(sub: Any, module: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from guardrail.db import dispose_all
+
     try:
         return int(args.func(args))
     except GuardrailError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if args.func is not cmd_serve:  # the server disposes its own at shutdown
+            dispose_all()
 
 
 if __name__ == "__main__":

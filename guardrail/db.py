@@ -12,6 +12,7 @@ timeout) at a store's methods. Nothing above the stores sees a SQLAlchemy except
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,10 +56,20 @@ def store_errors() -> Iterator[None]:
         raise map_store_exception(exc) from exc
 
 
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def make_engine(url: str) -> Engine:
     engine = _make_engine(url)
     event.listen(engine, "handle_error", _translate)
+    _ENGINES.add(engine)
     return engine
+
+
+def dispose_all() -> None:
+    """Close every pooled connection of every engine made here (a CLI command's end)."""
+    for engine in list(_ENGINES):
+        engine.dispose()
 
 
 def _make_engine(url: str) -> Engine:

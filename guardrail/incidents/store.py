@@ -129,7 +129,15 @@ class IncidentStore:
         if self._pg:
             stmt = stmt.with_for_update()
         head = s.execute(stmt).scalar_one_or_none()
-        if head is None:
+        if head is None and self._pg:
+            # the first append: concurrent ones must not both insert the head (a unique
+            # violation); one inserts, the others wait on its row lock
+            from sqlalchemy.dialects.postgresql import insert
+
+            s.execute(insert(ChainHead).values(id=1, last_seq=0, last_hash=GENESIS, count=0)
+                      .on_conflict_do_nothing(index_elements=["id"]))
+            head = s.execute(stmt).scalar_one()
+        elif head is None:  # SQLite: BEGIN IMMEDIATE already serialises writers
             head = ChainHead(id=1, last_seq=0, last_hash=GENESIS, count=0)
             s.add(head)
             s.flush()

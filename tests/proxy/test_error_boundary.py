@@ -42,8 +42,10 @@ def _unreachable(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The database goes away: pooled connections are dropped and every new one fails as the
     driver fails when the file or server cannot be reached."""
 
+    dbapi = engine.dialect.dbapi or sqlite3  # the driver's own error (SQLite or psycopg)
+
     def refuse(*_a: object, **_k: object) -> None:
-        raise sqlite3.OperationalError("unable to open database file")
+        raise dbapi.OperationalError("unable to open database file / connection refused")
 
     engine.dispose()
     monkeypatch.setattr(engine.dialect, "connect", refuse)
