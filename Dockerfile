@@ -24,4 +24,7 @@ EXPOSE 8080
 # A container binds 0.0.0.0, so client keys are required: set GUARDRAIL_API_KEYS.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
+# One process migrates its SQLite schema itself. Many workers or nodes on PostgreSQL: run
+# `docker run IMAGE guardrail db upgrade` once (deploy/docker-compose.yml's migrate service),
+# then start them with GUARDRAIL_AUTO_MIGRATE=false and `guardrail serve --workers N`.
 CMD ["guardrail", "serve"]
