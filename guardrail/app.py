@@ -75,6 +75,9 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
 
     state.extras["holds"] = HoldStore(store, Keyring.from_settings(settings))
     state.extras["limits"] = build_limits(settings.redis_url)
+    from guardrail.incidents.outbox import Outbox, outbox_dir
+
+    state.extras["outbox"] = Outbox(settings.outbox_dir or outbox_dir(settings.database_url))
 
     setup_labelling(state)
     _setup_optional(state, "guardrail.governance.setup")  # inventory, assessments (issue 14)
@@ -204,12 +207,15 @@ def create_app(settings: Settings | None = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.extras["started_at"] = time.time()
+        from guardrail.incidents.outbox import replay_forever
         from guardrail.review.decisions import sweep_forever
 
-        sweeper = asyncio.create_task(sweep_forever(state), name="guardrail-hold-sweep")
+        tasks = [asyncio.create_task(sweep_forever(state), name="guardrail-hold-sweep"),
+                 asyncio.create_task(replay_forever(state), name="guardrail-outbox-replay")]
         yield
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         # monitor-mode scans still running write their incidents before the store closes
         await state.background.drain()
         await state.upstream.aclose()

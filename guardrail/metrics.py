@@ -98,6 +98,11 @@ class Metrics:
                                    multiprocess_mode="mostrecent")
         self.held_responses = Gauge("guardrail_held_responses", "Held responses by status",
                                     ["status"], registry=r, multiprocess_mode="mostrecent")
+        self.outbox_writes = Counter(
+            "guardrail_outbox_writes_total", "Incident records written to the local outbox "
+            "because the store was unreachable (policy on_store_error: fail_open)", registry=r)
+        self.outbox_pending = Gauge("guardrail_outbox_pending", "Outbox records not yet in "
+                                    "the store", registry=r, multiprocess_mode="livesum")
         self.webhook_deliveries = Counter(
             "guardrail_webhook_attempts_total", "Decision webhook attempts by outcome",
             ["outcome"], registry=r)

@@ -101,6 +101,10 @@ class Policy(BaseModel):
     system: str = Field("default", description="AI system inventory id this policy governs.")
     upstream: str | None = Field(None, description="Upstream base URL overriding the default.")
     on_scanner_error: Literal["fail_open", "fail_closed"] = "fail_closed"
+    on_store_error: Literal["fail_open", "fail_closed"] = Field(
+        "fail_closed", description="The incident store unreachable: fail_closed answers 503 "
+        "and releases nothing; fail_open writes the incident records to a durable local outbox "
+        "(fsynced before the response leaves) and replays them when the store is back.")
     fail_closed_action: Action = Action.BLOCK
     scanner_timeout_ms: int = Field(2000, gt=0, le=120000)
     stream: StreamSettings = StreamSettings()

@@ -229,6 +229,10 @@ class Settings(BaseSettings):
         True, description="Bring the database schema to the latest migration at start-up. "
         "Off for many workers or nodes: run `guardrail db upgrade` once before starting them "
         "(start-up then refuses a schema that is not current).")
+    outbox_dir: Path | None = Field(
+        None, description="The durable local outbox for policies with on_store_error: "
+        "fail_open (default: .guardrail/outbox beside the SQLite database, else ./.guardrail).")
+    outbox_replay_s: float = Field(5.0, gt=0, description="How often the outbox is replayed.")
     hold_sweep_s: float = Field(30.0, gt=0, description="How often expired holds are decided.")
     # governance (guardrail/governance/): the AI system inventory and risk assessments
     inventory_dir: Path | None = Field(

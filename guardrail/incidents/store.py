@@ -50,6 +50,7 @@ class IncidentDraft:
     owner: str | None = None
     review_status: str = "open"
     id: str = field(default_factory=lambda: "inc_" + uuid.uuid4().hex[:24])
+    occurred_at: datetime | None = None  # set for a record replayed from the outbox
 
 
 def content_hash(text: str) -> str:
@@ -152,14 +153,12 @@ class IncidentStore:
             now = datetime.now(UTC)
             for d in drafts:
                 seq += 1
-                fields = {**d.__dict__, "seq": seq, "created_at": now}
-                h = record_hash(prev, fields)
-                review_status = d.review_status
+                at = d.occurred_at or now  # an outbox record keeps the time it happened
+                own = {k: v for k, v in d.__dict__.items() if k != "occurred_at"}
+                h = record_hash(prev, {**own, "seq": seq, "created_at": at})
                 s.add(IncidentRow(
-                    seq=seq, created_at=now, prev_hash=prev, record_hash=h, redress=[],
-                    reviewer=None, **{k: v for k, v in d.__dict__.items()
-                                      if k not in ("review_status",)},
-                    review_status=review_status,
+                    seq=seq, created_at=at, prev_hash=prev, record_hash=h, redress=[],
+                    reviewer=None, **own,
                 ))
                 prev = h
             head.last_seq, head.last_hash, head.count = seq, prev, head.count + len(drafts)

@@ -7,6 +7,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from guardrail.errors import StoreError
 from guardrail.incidents.evidence import EvidenceBuilder
 from guardrail.incidents.store import IncidentDraft, content_hash
 from guardrail.logs import event
@@ -113,9 +116,21 @@ def incident_drafts(
     return drafts
 
 
-async def record(state: AppState, drafts: list[IncidentDraft]) -> list[str]:
-    """Commit drafts (before the response they concern is released) and count them."""
-    ids = await state.store.append_async(drafts)
+async def record(state: AppState, drafts: list[IncidentDraft],
+                 on_store_error: str = "fail_closed") -> list[str]:
+    """Commit drafts (before the response they concern is released) and count them. The
+    store unreachable: ``fail_closed`` raises (503, nothing released); ``fail_open`` writes
+    them to the durable local outbox (fsynced) and goes on (guardrail/incidents/outbox.py)."""
+    try:
+        ids = await state.store.append_async(drafts)
+    except StoreError as exc:
+        outbox = getattr(state, "extras", {}).get("outbox")
+        if on_store_error != "fail_open" or outbox is None:
+            raise
+        ids = await anyio.to_thread.run_sync(outbox.put, drafts)
+        state.metrics.outbox_writes.inc(len(drafts))
+        event(log, logging.WARNING, "store_fail_open", error=type(exc).__name__,
+              incident_ids=ids, outbox=str(outbox.path))
     for d in drafts:
         state.metrics.incidents.labels(d.kind, d.action).inc()
     return ids
@@ -128,7 +143,7 @@ async def guard_text(
     ctx = ScanContext(text=text, meta=meta, stage=stage)
     decision = await client.pipeline.run(ctx)
     drafts = incident_drafts(state, client, meta, stage, text, decision, extra=extra)
-    ids = await record(state, drafts) if drafts else []
+    ids = await record(state, drafts, client.policy.on_store_error) if drafts else []
     return Guarded(decision, ids, ctx, hold_ids(drafts, ids))
 
 

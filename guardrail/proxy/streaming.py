@@ -280,7 +280,7 @@ class StreamGuard:
                                  findings=tuple(new),
                                  extra={"choice": st.index, "window_offset": base})
         if drafts:
-            ids = await record(self.state, drafts)
+            ids = await record(self.state, drafts, self.policy.on_store_error)
             self.incident_ids += ids
             self.hold_ids += hold_ids(drafts, ids)
         acts = [rf.action for rf in new] + [f.action for f in decision.failures]
