@@ -207,10 +207,12 @@ def create_app(settings: Settings | None = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.extras["started_at"] = time.time()
+        from guardrail.corpus.sync import sync_forever as corpus_sync_forever
         from guardrail.incidents.outbox import replay_forever
         from guardrail.review.decisions import sweep_forever
 
         tasks = [asyncio.create_task(sweep_forever(state), name="guardrail-hold-sweep"),
+                 asyncio.create_task(corpus_sync_forever(state), name="guardrail-corpus-sync"),
                  asyncio.create_task(replay_forever(state), name="guardrail-outbox-replay")]
         yield
         for t in tasks:

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         None, description="Where the IP corpus LSH index lives (default: beside the SQLite "
         "database, or ./.guardrail/index)."
     )
+    # corpus sync (guardrail/corpus/sync.py): each node checks the store's corpus generation
+    # this often and syncs its local index when it moved; a work registered through any
+    # node is found by every node within corpus_sync_s plus the time to index it
+    corpus_sync_s: float = Field(
+        2.0, gt=0, description="How often a node checks the store for corpus changes "
+        "(registrations and deletions through other nodes).")
     max_body_bytes: int = 1_000_000
     image_fetch_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

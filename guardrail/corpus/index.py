@@ -6,6 +6,10 @@ publish it by rewriting the manifest atomically (``os.replace``, under an ``floc
 hold an immutable snapshot, so a query never sees half a registration and registration never
 blocks a query. A process notices another process's publication on its next query (one
 ``stat`` at most every ``refresh_s``).
+
+The manifest also records which state of the store the index reflects (``store_id`` and
+``generation``, see guardrail/corpus/sync.py); whoever brings the index in step with the
+store holds :meth:`CorpusIndex.node_lock`, one per directory across threads and processes.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class Snapshot:
     works: int = 0  # live works
     # per segment: sorted unique shingle hashes of its live works
     shingles: tuple[np.ndarray, ...] = ()
+    # the store state this index reflects: (store_id, generation), None if never synced
+    generation: tuple[str, int] | None = None
 
     @property
     def windows(self) -> int:
@@ -81,6 +87,7 @@ class CorpusIndex:
         self._write_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._checked = 0.0
+        self._node_lock = threading.Lock()
         self.load_seconds = 0.0
 
     # ----------------------------------------------------------------- loading
@@ -127,7 +134,9 @@ class CorpusIndex:
         )
         works = sum(int(m.sum()) for m in live)
         shingles = tuple(s.live_shingles(m) for s, m in zip(segs, live, strict=True))
-        self._snap = Snapshot(segs, deleted, live, mtime, works, shingles)
+        gen = data.get("generation")
+        generation = (str(data["store_id"]), int(gen)) if gen is not None else None
+        self._snap = Snapshot(segs, deleted, live, mtime, works, shingles, generation)
 
     def refresh(self) -> None:
         """Pick up another process's publication. Never waits: while one thread loads a new
@@ -140,9 +149,22 @@ class CorpusIndex:
             finally:
                 self._reload_lock.release()
 
+    def reload(self) -> None:
+        """Pick up another process's publication now (one ``stat``; waits for a reload in
+        progress). Blocking: not for the event loop."""
+        with self._reload_lock:
+            self._checked = time.monotonic()
+            self._reload()
+
     @property
     def snapshot(self) -> Snapshot:
         return self._snap
+
+    @property
+    def generation(self) -> tuple[str, int] | None:
+        """``(store_id, generation)`` of the store state this index was last brought in step
+        with (None: never, or rebuilt since)."""
+        return self._snap.generation
 
     def work_ids(self) -> set[int]:
         snap = self._snap
@@ -161,6 +183,7 @@ class CorpusIndex:
             "deleted_works": len(snap.deleted),
             "shingles": sum(int(a.shape[0]) for a in snap.shingles),
             "load_seconds": round(self.load_seconds, 4),
+            "generation": snap.generation[1] if snap.generation else None,
             "params": self.params.as_dict(),
         }
 
@@ -174,6 +197,41 @@ class CorpusIndex:
                 yield self._manifest()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def node_lock(self, blocking: bool = True) -> Iterator[bool]:
+        """Held while bringing the index in step with the store (a sync, a registration's
+        indexing): one holder per directory, across threads and processes, so two workers
+        sharing the directory never index the same work twice. Yields whether it was
+        acquired (always, when ``blocking``)."""
+        if not self._node_lock.acquire(blocking=blocking):
+            yield False
+            return
+        try:
+            with open(self.directory / ".sync.lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                    got = True
+                except BlockingIOError:
+                    got = False
+                try:
+                    yield got
+                finally:
+                    if got:
+                        fcntl.flock(fh, fcntl.LOCK_UN)
+        finally:
+            self._node_lock.release()
+
+    def set_generation(self, store_id: str, generation: int,
+                       expect: tuple[str, int] | None = None) -> bool:
+        """Record that the index reflects the store at ``generation``; with ``expect``, only
+        if it currently records exactly that (a registration advancing it by one)."""
+        with self._locked() as data:
+            if expect is not None and self._snap.generation != expect:
+                return False
+            data["store_id"], data["generation"] = store_id, int(generation)
+            self._publish(data)
+        return True
 
     def _publish(self, data: dict[str, Any]) -> None:
         data["params"] = self.params.as_dict()
@@ -219,9 +277,12 @@ class CorpusIndex:
             shutil.rmtree(self.directory / n, ignore_errors=True)
 
     def clear(self) -> None:
+        """Empty the index; it then reflects no store state until the next sync."""
         with self._locked() as data:
             old = list(data["segments"])
             data["segments"], data["deleted"] = [], []
+            data.pop("generation", None)
+            data.pop("store_id", None)
             self._publish(data)
         for n in old:
             shutil.rmtree(self.directory / n, ignore_errors=True)

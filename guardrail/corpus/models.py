@@ -1,5 +1,6 @@
 """Corpus tables: registered corpora and their works (text kept as the source of truth; the
-LSH index on disk is derived from it and can be rebuilt)."""
+LSH index on disk is derived from it and can be rebuilt), and the generation every node's
+index is compared with."""
 
 from __future__ import annotations
 
@@ -57,3 +58,17 @@ class WorkRow(Base):
     indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("corpus_id", "content_sha256", name="uq_work_content"),)
+
+
+class CorpusGenerationRow(Base):
+    """One row (``id`` 1): ``generation`` is bumped in the same transaction as every change
+    to corpora or works, so a node knows whether its local index is current by comparing
+    one number (guardrail/corpus/sync.py). ``store_id`` names this database: an index
+    directory built from another database is never taken for current."""
+
+    __tablename__ = "corpus_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    store_id: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -3,7 +3,12 @@
 Adding works is idempotent on the content hash (per corpus): registering the same text again
 returns the existing work. Rows are committed first, then indexed (a new segment); a crash in
 between leaves ``indexed_at`` empty and :meth:`CorpusRegistry.sync_index` (run at start-up,
-in a thread) finishes the job. Deleting tombstones the works in the index at once.
+in a thread, and whenever the store's generation moves) finishes the job. Deleting
+tombstones the works in the index at once.
+
+Every change commits with a bump of the store's generation (guardrail/corpus/sync.py): other
+nodes see it move and sync their own index; this node's index records the new generation
+at once when it reflected the one before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy import Engine, func, select
 
 from guardrail.corpus.index import CorpusIndex
 from guardrail.corpus.models import CorpusRow, WorkRow
+from guardrail.corpus.sync import Generation, bump_generation, read_generation
 from guardrail.db import session_factory
 from guardrail.errors import GuardrailError
 
@@ -108,8 +114,6 @@ class CorpusRegistry:
         self.index = index
         self._session = session_factory(engine)
         self._meta_cache: dict[int, dict[str, Any]] = {}
-        self._index_lock = threading.Lock()
-        self._sync_lock = threading.Lock()
         self._sync_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ corpora
@@ -142,7 +146,9 @@ class CorpusRegistry:
                 c.updated_at = _now()
             s.flush()
             out = corpus_dict(c)
+            gen = bump_generation(s)  # other nodes drop their cached metadata
         self._meta_cache.clear()
+        self._advanced(gen)
         return out
 
     def list_corpora(self) -> list[dict[str, Any]]:
@@ -175,7 +181,10 @@ class CorpusRegistry:
             ids = list(s.scalars(select(WorkRow.id).where(WorkRow.corpus_id == c.id)))
             s.query(WorkRow).filter(WorkRow.corpus_id == c.id).delete()
             s.delete(c)
-        self.index.remove_works(ids)
+            gen = bump_generation(s)
+        with self.index.node_lock():
+            self.index.remove_works(ids)
+            self._advanced(gen)
         self._meta_cache.clear()
         return len(ids)
 
@@ -212,20 +221,38 @@ class CorpusRegistry:
                 seen[digest] = w.id
                 result.added.append(w.id)
                 new.append((w.id, item.text))
-        if new:
-            result.windows = self._index(new)
+            gen = bump_generation(s) if new else None
+        if gen is not None:
+            with self.index.node_lock():
+                result.windows = self._index(new)
+                self._advanced(gen)
         return result
 
-    def _index(self, works: list[tuple[int, str]]) -> int:
-        with self._index_lock:
-            per = self.index.add_works(works)
-            with self._session.begin() as s:
-                now = _now()
-                for wid, n in per.items():
-                    w = s.get(WorkRow, wid)
-                    if w is not None:
-                        w.windows, w.indexed_at = n, now
-            return sum(per.values())
+    def _index(self, works: list[tuple[int, str]], known: bool = True) -> int:
+        """Index works (with ``known``, only those the index lacks: a sync may have got
+        there first); the caller holds ``index.node_lock()``. Returns their windows."""
+        have: set[int] = set()
+        if known:
+            self.index.reload()
+            have = self.index.work_ids()
+        todo = [(w, t) for w, t in works if w not in have]
+        per = self.index.add_works(todo)
+        with self._session.begin() as s:
+            now = _now()
+            for wid, n in per.items():
+                w = s.get(WorkRow, wid)
+                if w is not None:
+                    w.windows, w.indexed_at = n, now
+            done = [w for w, _ in works if w in have]
+            if done:
+                rows = s.execute(select(WorkRow.id, WorkRow.windows).where(WorkRow.id.in_(done)))
+                per.update((int(w), int(n)) for w, n in rows)
+        return sum(per.values())
+
+    def _advanced(self, gen: Generation) -> None:
+        """After this node's own change (already applied to its index): record ``gen`` if
+        the index reflected the generation just before it; else a sync will catch up."""
+        self.index.set_generation(gen[0], gen[1], expect=(gen[0], gen[1] - 1))
 
     def get_work(self, work_id: int, text: bool = False) -> dict[str, Any]:
         with self._session() as s:
@@ -240,7 +267,10 @@ class CorpusRegistry:
             if w is None:
                 raise CorpusNotFound(f"no work {work_id}")
             s.delete(w)
-        self.index.remove_works([work_id])
+            gen = bump_generation(s)
+        with self.index.node_lock():
+            self.index.remove_works([work_id])
+            self._advanced(gen)
         self._meta_cache.pop(work_id, None)
 
     def work_meta(self, work_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -259,12 +289,30 @@ class CorpusRegistry:
     # -------------------------------------------------------------------- index
     def sync_index(self) -> dict[str, int]:
         """Make the index match the database: index stored works it lacks (e.g. after the
-        index directory was lost or a registration crashed) and tombstone works it has
-        that the database no longer holds."""
-        with self._sync_lock:
+        index directory was lost, a registration crashed or another node registered) and
+        tombstone works it has that the database no longer holds; then record the store's
+        generation read before looking. Nothing to do (and no query beyond the generation)
+        when the index already records the store's current generation."""
+        with self.index.node_lock():
             return self._sync_index()
 
-    def _sync_index(self) -> dict[str, int]:
+    def try_sync_index(self) -> dict[str, int] | None:
+        """:meth:`sync_index` unless another thread or process of this node is syncing or
+        indexing (None: it will record the generation, or the next check syncs)."""
+        with self.index.node_lock(blocking=False) as got:
+            return self._sync_index() if got else None
+
+    def _sync_index(self, force: bool = False) -> dict[str, int]:
+        gen = read_generation(self.engine)  # before reading works: never newer than them
+        self.index.reload()
+        local = self.index.generation
+        if gen is not None and local == gen and not force:
+            return {"indexed": 0, "removed": 0}
+        if gen is not None and local is not None and local[0] != gen[0]:
+            log.warning("corpus index at %s was built from another database: rebuilding it",
+                        self.index.directory)
+            self.index.clear()
+        self._meta_cache.clear()  # corpus metadata may have changed too
         with self._session() as s:
             db_ids = set(s.scalars(select(WorkRow.id)))
         have = self.index.work_ids()
@@ -279,7 +327,9 @@ class CorpusRegistry:
                 rows = s.execute(select(WorkRow.id, WorkRow.text).where(WorkRow.id.in_(chunk)))
                 works = [(int(a), str(b)) for a, b in rows]
             indexed += len(works)
-            self._index(works)
+            self._index(works, known=False)
+        if gen is not None:
+            self.index.set_generation(*gen)
         return {"indexed": indexed, "removed": len(extra)}
 
     def start_sync(self) -> threading.Thread:
@@ -302,6 +352,6 @@ class CorpusRegistry:
 
     def reindex(self) -> int:
         """Drop the index and rebuild it from the database."""
-        with self._sync_lock:
+        with self.index.node_lock():
             self.index.clear()
-            return self._sync_index()["indexed"]
+            return self._sync_index(force=True)["indexed"]

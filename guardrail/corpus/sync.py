@@ -1,0 +1,148 @@
+"""Every node serves the same corpora: the store is the source of truth, each node's local
+index (guardrail/corpus/index.py) is derived from it.
+
+The store holds a generation (table ``corpus_generation``, one row) that the registry bumps
+in the same transaction as every registration or deletion of works and every corpus
+change. A node's index records in its manifest the ``(store_id, generation)`` it was last
+brought in step with. Each node checks the store's generation every ``sync_s`` seconds
+(``GUARDRAIL_CORPUS_SYNC_S``, default 2) in a lifespan task, off the event loop (one
+one-row ``SELECT`` in a worker thread; scans never wait for it nor query the store for it);
+when it differs from its index's, the node syncs its index from the store
+(:meth:`CorpusRegistry.sync_index`: index the works it lacks, tombstone those deleted) and
+records the generation it read.
+
+**Bound**: a work registered (or deleted) through any node, or with ``guardrail corpus``,
+is found (or no longer found) by every node within ``sync_s`` plus the time to index it on
+that node (for the other worker processes of a node sharing its index directory, plus up to
+the index's ``refresh_s``, 1 s, to pick up the new manifest). The node that registers it
+finds it as soon as the registration returns.
+
+A node whose index records the store's current generation starts without re-indexing
+anything; an index built from another database (another ``store_id``) is rebuilt. A node
+that cannot reach the store keeps serving its index as it is, and says so in
+``state.extras["ready_corpus"]`` (shown by the admin ``/v1/guardrail/readyz``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from guardrail.corpus.models import CorpusGenerationRow
+from guardrail.logs import event
+
+if TYPE_CHECKING:
+    from guardrail.corpus.registry import CorpusRegistry
+    from guardrail.deps import AppState
+    from guardrail.runtime import Runtime
+
+log = logging.getLogger("guardrail.corpus")
+
+Generation = tuple[str, int]  # (store_id, generation)
+
+
+def bump_generation(s: Session) -> Generation:
+    """Advance the store's generation inside the caller's transaction (which commits it with
+    the change it stands for); the row lock orders concurrent changes. Returns the new one."""
+    now = datetime.now(UTC)
+    res = s.execute(
+        update(CorpusGenerationRow).where(CorpusGenerationRow.id == 1)
+        .values(generation=CorpusGenerationRow.generation + 1, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if getattr(res, "rowcount", 1) == 0:  # a schema made without the migration's row
+        s.add(CorpusGenerationRow(id=1, store_id=uuid.uuid4().hex, generation=1,
+                                  updated_at=now))
+        s.flush()
+    row = s.execute(select(CorpusGenerationRow.store_id, CorpusGenerationRow.generation)
+                    .where(CorpusGenerationRow.id == 1)).one()
+    return str(row[0]), int(row[1])
+
+
+def read_generation(engine: Engine) -> Generation | None:
+    """The store's ``(store_id, generation)`` (None: no corpus change recorded yet)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(CorpusGenerationRow.store_id, CorpusGenerationRow.generation)
+                           .where(CorpusGenerationRow.id == 1)).first()
+    return (str(row[0]), int(row[1])) if row is not None else None
+
+
+def _iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _error(where: str, exc: BaseException) -> str:
+    return f"{where}: {type(exc).__name__}: {exc}"[:300]
+
+
+class CorpusSync:
+    """One node's check of the store's generation, and the sync when it moved. ``status``
+    is what the admin readyz shows as ``ready_corpus`` (updated in place)."""
+
+    def __init__(self, runtime: Runtime, interval_s: float) -> None:
+        self.runtime = runtime
+        self.interval_s = interval_s
+        self.status: dict[str, Any] = {
+            "ok": None,  # the last check reached the store and the index is (being) synced
+            "in_sync": None,  # the local index records the generation the store has
+            "sync_s": interval_s,
+            "store_generation": None,  # generation seen in the store at the last check
+            "local_generation": None,  # generation the local index records
+            "checked_at": None,
+            "last_sync_at": None,  # when a sync last changed or confirmed the index
+            "last_sync": None,  # {indexed, removed}
+            "last_error": None,
+            "last_error_at": None,
+        }
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        now = _iso()
+        self.status.update(ok=False, checked_at=now, last_error=_error(where, exc),
+                           last_error_at=now)
+        event(log, logging.WARNING, "corpus_sync_failed", where=where,
+              error=type(exc).__name__)
+
+    def tick(self) -> None:
+        """Check once; sync if the store moved. Blocking (a worker thread); never raises."""
+        st = self.status
+        try:
+            store = read_generation(self.runtime.engine)
+        except Exception as exc:  # noqa: BLE001 - reported; the index serves on as it is
+            self._failed("store", exc)
+            return
+        st.update(store_generation=store[1] if store else None, checked_at=_iso())
+        registry: CorpusRegistry | None = self.runtime.services.get("corpus_registry")
+        if registry is None:  # no IP scanner and no corpus call yet: no index open here
+            st.update(ok=True, in_sync=None, local_generation=None)
+            return
+        try:
+            registry.index.reload()
+            if store is not None and registry.index.generation != store:
+                stats = registry.try_sync_index()  # None: another thread or worker syncs
+                if stats is not None:
+                    st.update(last_sync_at=_iso(), last_sync=stats)
+                    if any(stats.values()):
+                        event(log, logging.INFO, "corpus_synced", generation=store[1],
+                              indexed=stats["indexed"], removed=stats["removed"])
+        except Exception as exc:  # noqa: BLE001 - reported; the index serves on as it is
+            self._failed("sync", exc)
+        else:
+            st["ok"] = True
+        local = registry.index.generation
+        st.update(local_generation=local[1] if local else None,
+                  in_sync=store is None or local == store)
+
+
+async def sync_forever(state: AppState) -> None:
+    """The lifespan task: :meth:`CorpusSync.tick` every ``settings.corpus_sync_s``."""
+    sync = CorpusSync(state.runtime, state.settings.corpus_sync_s)
+    state.extras["ready_corpus"] = sync.status
+    while True:
+        await anyio.to_thread.run_sync(sync.tick, abandon_on_cancel=True)
+        await asyncio.sleep(sync.interval_s)
