@@ -33,9 +33,21 @@ def _with_tool(obj: dict[str, Any], args: str) -> None:
         ch["finish_reason"] = "tool_calls"
 
 
+async def _tracked(app: FastAPI, gen: Any) -> Any:
+    """Record how each stream ended: ``completed`` or ``closed`` (the reader went away)."""
+    done = False
+    try:
+        async for chunk in gen:
+            yield chunk
+        done = True
+    finally:
+        app.state.stream_ends.append("completed" if done else "closed")
+
+
 def build_fake_upstream() -> FastAPI:
     app = FastAPI()
     app.state.requests = []
+    app.state.stream_ends = []
 
     async def handle(request: Request, chat: bool) -> Response:
         body = await request.json()
@@ -69,7 +81,7 @@ def build_fake_upstream() -> FastAPI:
                         if n == 3:
                             raise RuntimeError("upstream died mid-stream")
                 return StreamingResponse(broken(), media_type="text/event-stream")
-            return StreamingResponse(gen, media_type="text/event-stream")
+            return StreamingResponse(_tracked(app, gen), media_type="text/event-stream")
         surrogate = bool(body.get("fake_surrogate"))
         obj = completion_object(body, ("\ud800 " if surrogate else "") + text, chat)
         if chat and body.get("fake_tool_args") is not None:
