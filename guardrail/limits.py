@@ -125,10 +125,10 @@ class LocalLimits:
 class RedisLimits:
     """The same limits in Redis (``redis.asyncio``), shared by every worker and node."""
 
-    PREFIX = "guardrail:limits:"
-
-    def __init__(self, client: Any, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: Any, clock: Callable[[], float] = time.time,
+                 namespace: str = "guardrail") -> None:
         self.r, self.clock = client, clock
+        self.prefix = f"{namespace}:limits:"
 
     async def acquire(self, key: str, limits: KeyLimits) -> Release:
         import redis
@@ -137,7 +137,7 @@ class RedisLimits:
         try:
             if limits.rate_per_min:
                 w = int(now // WINDOW_S)
-                cur_k, prev_k = f"{self.PREFIX}rate:{key}:{w}", f"{self.PREFIX}rate:{key}:{w - 1}"
+                cur_k, prev_k = f"{self.prefix}rate:{key}:{w}", f"{self.prefix}rate:{key}:{w - 1}"
                 pipe = self.r.pipeline()
                 pipe.incr(cur_k)
                 pipe.expire(cur_k, int(2 * WINDOW_S))
@@ -150,7 +150,7 @@ class RedisLimits:
                         prev, int(cur) - 1, limits.rate_per_min, now))
             if not limits.max_concurrency:
                 return _noop
-            ck = f"{self.PREFIX}inflight:{key}"
+            ck = f"{self.prefix}inflight:{key}"
             n = int(await self.r.incr(ck))
             await self.r.expire(ck, 3600)  # a killed worker's slots do not leak forever
             if n > limits.max_concurrency:
@@ -178,10 +178,11 @@ class RedisLimits:
         await self.r.aclose()
 
 
-def build_limits(redis_url: str | None) -> Limits:
+def build_limits(redis_url: str | None, namespace: str = "guardrail") -> Limits:
     if not redis_url:
         return LocalLimits()
     import redis.asyncio
 
     return RedisLimits(redis.asyncio.Redis.from_url(redis_url, socket_timeout=0.5,
-                                                    socket_connect_timeout=0.5))
+                                                    socket_connect_timeout=0.5),
+                       namespace=namespace)

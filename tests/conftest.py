@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,7 @@ def make_server(
         if store_kind() == "postgres":  # the same tests on PostgreSQL and Redis
             values["database_url"] = schemas.enter_context(pg_schema())
             values["redis_url"] = require_redis()
+            values["redis_namespace"] = "test-" + uuid.uuid4().hex[:12]  # counts of its own
         values.update(overrides)
         settings = Settings(**values)
         app = create_app(settings)

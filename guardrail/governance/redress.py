@@ -57,7 +57,7 @@ from guardrail.incidents import events
 from guardrail.incidents.events import IncidentEventRow
 from guardrail.incidents.models import IncidentRow
 from guardrail.incidents.store import IncidentDraft, IncidentStore, content_hash
-from guardrail.people.ratelimit import SignInLimiter
+from guardrail.people.ratelimit import build_limiter
 from guardrail.people.roles import Perm, Principal
 
 REDRESS = "redress"  # the intake's incident kind, and the answer event's kind
@@ -99,8 +99,9 @@ class AddressBudget:
     """At most ``n`` uses per client address within ``window_s`` (in this process, like the
     sign-in limit it reuses: :class:`guardrail.people.ratelimit.SignInLimiter`)."""
 
-    def __init__(self, n: int, window_s: float) -> None:
-        self._limiter = SignInLimiter(n, window_s)
+    def __init__(self, n: int, window_s: float, redis_url: str | None = None,
+                 scope: str = "redress", namespace: str = "guardrail") -> None:
+        self._limiter = build_limiter(redis_url, n, window_s, scope, namespace)
 
     def take(self, addr: str) -> int:
         """0 and one use counted, or the seconds to wait (nothing counted)."""

@@ -30,8 +30,10 @@ def budgets(state: AppState) -> tuple[redress.AddressBudget, redress.AddressBudg
     if got is None:
         s = state.settings
         got = state.extras["redress_budgets"] = (
-            redress.AddressBudget(s.redress_max_per_window, s.redress_window_s),
-            redress.AddressBudget(s.redress_lookups_per_window, s.redress_window_s))
+            redress.AddressBudget(s.redress_max_per_window, s.redress_window_s, s.redis_url,
+                                  "redress-intake", s.redis_namespace),
+            redress.AddressBudget(s.redress_lookups_per_window, s.redress_window_s,
+                                  s.redis_url, "redress-lookup", s.redis_namespace))
     out: tuple[redress.AddressBudget, redress.AddressBudget] = got
     return out
 

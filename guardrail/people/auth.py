@@ -10,7 +10,7 @@ import anyio
 
 from guardrail.errors import AuthenticationError, PermissionDeniedError
 from guardrail.people.keys import ClientKeys, StoredKey
-from guardrail.people.ratelimit import SignInLimiter
+from guardrail.people.ratelimit import RedisSignInLimiter, SignInLimiter, build_limiter
 from guardrail.people.roles import Perm, Principal
 from guardrail.people.sessions import Sessions
 from guardrail.people.store import PeopleStore
@@ -44,12 +44,14 @@ def sessions(state: AppState) -> Sessions:
     return out
 
 
-def signin_limiter(state: AppState) -> SignInLimiter:
+def signin_limiter(state: AppState) -> SignInLimiter | RedisSignInLimiter:
     extras = _extras(state)
     if "signin_limiter" not in extras:
         s = state.settings
-        extras["signin_limiter"] = SignInLimiter(s.signin_max_failures, s.signin_window_s)
-    out: SignInLimiter = extras["signin_limiter"]
+        extras["signin_limiter"] = build_limiter(s.redis_url, s.signin_max_failures,
+                                                 s.signin_window_s, "signin",
+                                                 s.redis_namespace)
+    out: SignInLimiter | RedisSignInLimiter = extras["signin_limiter"]
     return out
 
 
