@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -74,9 +75,11 @@ def build_state(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     from guardrail.limits import build_limits
 
     state.extras["holds"] = HoldStore(store, Keyring.from_settings(settings))
-    state.extras["limits"] = build_limits(settings.redis_url)
+    state.extras["limits"] = build_limits(settings.redis_url, settings.redis_namespace)
     from guardrail.incidents.outbox import Outbox, outbox_dir
+    from guardrail.labelling.counts import LabelCounts
 
+    state.extras["label_counts"] = LabelCounts(store)
     state.extras["outbox"] = Outbox(settings.outbox_dir or outbox_dir(settings.database_url))
 
     setup_labelling(state)
@@ -209,10 +212,12 @@ def create_app(settings: Settings | None = None,
         state.extras["started_at"] = time.time()
         from guardrail.corpus.sync import sync_forever as corpus_sync_forever
         from guardrail.incidents.outbox import replay_forever
+        from guardrail.labelling.counts import flush_forever
         from guardrail.review.decisions import sweep_forever
 
         tasks = [asyncio.create_task(sweep_forever(state), name="guardrail-hold-sweep"),
                  asyncio.create_task(corpus_sync_forever(state), name="guardrail-corpus-sync"),
+                 asyncio.create_task(flush_forever(state), name="guardrail-label-counts"),
                  asyncio.create_task(replay_forever(state), name="guardrail-outbox-replay")]
         yield
         for t in tasks:
@@ -220,6 +225,7 @@ def create_app(settings: Settings | None = None,
         await asyncio.gather(*tasks, return_exceptions=True)
         # monitor-mode scans still running write their incidents before the store closes
         await state.background.drain()
+        await anyio.to_thread.run_sync(state.extras["label_counts"].flush)
         await state.upstream.aclose()
         closer = getattr(state.extras["limits"], "aclose", None)
         if closer is not None:

@@ -6,5 +6,6 @@ from guardrail.governance import models as governance_models  # noqa: F401
 from guardrail.governance import redress as governance_redress  # noqa: F401
 from guardrail.incidents import events as incident_events  # noqa: F401
 from guardrail.incidents import models as incident_models  # noqa: F401
+from guardrail.labelling import counts as labelling_counts  # noqa: F401
 from guardrail.people import models as people_models  # noqa: F401
 from guardrail.review import models as review_models  # noqa: F401

@@ -226,6 +226,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for state shared by every worker and node (per-key limits, "
         "sign-in limits). Unset: in this process.")
+    redis_namespace: str = Field("guardrail", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                 description="Prefix of every Redis key (one per deployment).")
     key_rate_per_min: int = Field(0, ge=0, description="Requests per minute per client key "
                                   "(0: unlimited); a key's own rate_per_min overrides it.")
     key_max_concurrency: int = Field(0, ge=0, description="Requests in flight per client key "
@@ -239,6 +241,8 @@ class Settings(BaseSettings):
         None, description="The durable local outbox for policies with on_store_error: "
         "fail_open (default: .guardrail/outbox beside the SQLite database, else ./.guardrail).")
     outbox_replay_s: float = Field(5.0, gt=0, description="How often the outbox is replayed.")
+    labelling_flush_s: float = Field(5.0, gt=0, description="How often the counts of "
+                                     "labelled outputs are written to the store.")
     hold_sweep_s: float = Field(30.0, gt=0, description="How often expired holds are decided.")
     # governance (guardrail/governance/): the AI system inventory and risk assessments
     inventory_dir: Path | None = Field(

@@ -81,6 +81,7 @@ class Facts:
     corpora: int = 0
     works: int = 0
     models_seen: list[dict[str, Any]] = field(default_factory=list)
+    labelled: dict[str, int] | None = None  # by kind; None: no labelled_outputs table
     redress: dict[str, Any] | None = None  # None: no redress table
     lifecycle: dict[str, Any] | None = None  # None: no lifecycle table
 
@@ -178,6 +179,13 @@ def _gather(engine: Engine, policies: dict[str, Policy], period: Period,
                              for s, m, a, b in c.execute(
                                  select(M.system_id, M.model, M.first_seen, M.last_seen)
                                  .order_by(M.system_id, M.model))]
+        if "labelled_outputs" in tables:
+            from guardrail.labelling.counts import LabelledOutputRow as L
+
+            f.labelled = {k: int(n) for k, n in c.execute(
+                select(L.kind, func.sum(L.count))
+                .where(L.day >= since.date(), L.day <= (until - timedelta(microseconds=1)).date())
+                .group_by(L.kind))}
         if "redress" in tables:
             f.redress = _redress(c, since, until)
         if "incident_lifecycle" in tables:

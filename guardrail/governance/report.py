@@ -138,8 +138,13 @@ def ev_incidents(r: _Row, _arg: str | None) -> list[Item]:
 
 def ev_labelled_outputs(r: _Row, _arg: str | None) -> list[Item]:
     ps = r.policies.values()
-    return [item("labelled_outputs", r.t("ev_labelled"), None, [r.t("ev_labelled_note")],
-                 recorded=False),
+    got = r.facts.labelled
+    counted = (item("labelled_outputs", r.t("ev_labelled"), sum(got.values()),
+                    [f"{k}: {n}" for k, n in sorted(got.items())])
+               if got is not None else
+               item("labelled_outputs", r.t("ev_labelled"), None, [r.t("ev_labelled_note")],
+                    recorded=False))
+    return [counted,
             item("labelling.disclosure", r.t("ev_disclosure_policies"),
                  sum(1 for p in ps if p.labelling.disclosure)),
             item("labelling.notice", r.t("ev_notice_policies"),

@@ -238,6 +238,8 @@ async def render(ex: Exchange) -> Response:
     else:
         data = {**ex.data, "choices": ex.released, "guardrail": ex.summary}
         content = json.dumps(data, ensure_ascii=False).encode()
+    if message is None:
+        ex.labels.released(ex.state.extras)
     ex.state.metrics.overhead.labels(ex.route).observe(
         max(0.0, time.perf_counter() - ex.t0 - ex.upstream_s))
     # monitor-mode scanners: in the background, on what the enforce ones scanned

@@ -206,6 +206,8 @@ async def _label(request: Request, state: AppState, client: Client, route: str,
     headers = labels.headers()
     headers["X-Guardrail-C2PA"] = "signed" if signed else "unsigned"
     data["guardrail"].update(decision=action.value, incident_ids=ids)
+    if action is not Action.HOLD and signed:
+        state.extras["label_counts"].add(client.policy.name, "image", len(signed))
     headers["X-Guardrail-Decision"] = action.value
     if action is Action.HOLD:
         from guardrail.proxy.guard import keep_held

@@ -34,6 +34,21 @@ class Labels:
         lab = self.policy.labelling
         return bool(lab.disclosure and lab.notice.position != "off")
 
+    @property
+    def kind(self) -> str | None:
+        """How a released text response counts as labelled (guardrail/labelling/counts.py):
+        ``notice`` (visible notice and metadata), ``text`` (metadata only) or None (the
+        policy discloses nothing)."""
+        if not self.policy.labelling.disclosure:
+            return None
+        return "notice" if self.notice_on else "text"
+
+    def released(self, extras: dict[str, Any]) -> None:
+        """Count one labelled text response going out."""
+        counts = extras.get("label_counts")
+        if counts is not None and self.kind is not None:
+            counts.add(self.policy.name, self.kind)
+
     def headers(self) -> dict[str, str]:
         return disclosure_headers(self.policy, self.model, self.request_id)
 

@@ -465,6 +465,7 @@ class StreamGuard:
             if st.queue or len(st.text) > st.scanned:
                 out += await self._scan_and_release(st, final=True)
         if not self.stopped:
+            self.labels.released(getattr(self.state, "extras", {}))
             out += [sse(raw) for raw in self.trailing]
             out.append(sse(json.dumps({**self.template, "choices": [],
                                        "guardrail": self.summary()}, ensure_ascii=False)))

@@ -69,6 +69,12 @@ def seeded(full_gov_dir):
     upgrade(settings.database_url, engine)
     policies = PolicySet.load(settings.policy_dir, [], "default", {})
     _seed(IncidentStore(engine), policies.policies["default"].version)
+    from guardrail.labelling.counts import LabelCounts
+
+    counts = LabelCounts(IncidentStore(engine))  # responses released labelled
+    counts.add("default", "notice", 4)
+    counts.add("default", "image", 2)
+    counts.flush()
     seen = ModelsSeen(engine)
     gov = load_governance(settings, policies, seen)
     yield Context(settings, policies, gov, engine)
@@ -133,9 +139,9 @@ def test_evidence_is_counted_from_the_store(seeded):
     assert _ev(oversight, "incidents.overdue")["value"] == 0
     chain = _ev(_row(rep, "regulatory_documentation"), "chain")
     assert chain["value"] == 10  # 8 incidents and 2 sealed decisions
-    # not recorded anywhere: said so, no number invented
     labelled = _ev(_row(rep, "transparency"), "labelled_outputs")
-    assert labelled["recorded"] is False and labelled["value"] is None
+    assert labelled["recorded"] and labelled["value"] == 6
+    assert set(labelled["detail"]) == {"image: 2", "notice: 4"}
     for rid in ("education_literacy", "fair_competition", "innovation"):
         row = _row(rep, rid)
         assert [e["recorded"] for e in row["evidence"]] == [False]
