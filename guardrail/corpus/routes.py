@@ -1,7 +1,9 @@
 """Admin API for corpora: ``/v1/guardrail/corpora``.
 
 Registration runs in a worker thread (never on the event loop); the index publishes the new
-segment atomically, so serving goes on with the previous index until it is ready.
+segment atomically, so serving goes on with the previous index until it is ready. Every
+change wakes the other nodes (guardrail/corpus/sync.py), which otherwise see it at their
+next check.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.corpus.registry import CorpusNotFound, CorpusRegistry, WorkInput
 from guardrail.corpus.service import get_registry
+from guardrail.corpus.sync import notify
 from guardrail.db import MAX_SQL_INT
 from guardrail.deps import AdminDep, State
 from guardrail.errors import BadRequestError, NotFoundError
@@ -85,8 +88,10 @@ async def list_corpora(state: State, _admin: AdminDep) -> dict[str, Any]:
 async def create_corpus(body: CorpusIn, state: State, _admin: AdminDep) -> dict[str, Any]:
     """Create a corpus (or update the metadata of an existing one with the same name)."""
     reg = _reg(state)
-    return await _call(reg.upsert_corpus, body.name, body.rights_holder, body.license,  # type: ignore[no-any-return]
-                       body.source_url, body.description)
+    out = await _call(reg.upsert_corpus, body.name, body.rights_holder, body.license,
+                      body.source_url, body.description)
+    await notify(state)
+    return out  # type: ignore[no-any-return]
 
 
 @router.get("/{name}")
@@ -104,13 +109,16 @@ async def update_corpus(
 ) -> dict[str, Any]:
     reg = _reg(state)
     await _call(reg.show, name, 1)  # 404 for an unknown corpus (PATCH never creates)
-    return await _call(reg.upsert_corpus, name, body.rights_holder, body.license,  # type: ignore[no-any-return]
-                       body.source_url, body.description)
+    out = await _call(reg.upsert_corpus, name, body.rights_holder, body.license,
+                      body.source_url, body.description)
+    await notify(state)
+    return out  # type: ignore[no-any-return]
 
 
 @router.delete("/{name}")
 async def delete_corpus(name: str, state: State, _admin: AdminDep) -> dict[str, Any]:
     n = await _call(_reg(state).delete_corpus, name)
+    await notify(state)
     return {"deleted": True, "name": name, "works": n}
 
 
@@ -123,6 +131,8 @@ async def add_works(name: str, body: WorksIn, state: State, _admin: AdminDep) ->
         for w in body.works
     ]
     res = await _call(_reg(state).add_works, name, items)
+    if res.added:
+        await notify(state)
     return res.as_dict()  # type: ignore[no-any-return]
 
 
@@ -143,4 +153,5 @@ async def delete_work(name: str, work_id: WorkId, state: State, _admin: AdminDep
     if w["corpus"] != name:
         raise NotFoundError(f"no work {work_id} in corpus {name!r}")
     await _call(reg.delete_work, work_id)
+    await notify(state)
     return {"deleted": True, "id": work_id}

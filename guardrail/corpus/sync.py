@@ -17,6 +17,10 @@ that node (for the other worker processes of a node sharing its index directory,
 the index's ``refresh_s``, 1 s, to pick up the new manifest). The node that registers it
 finds it as soon as the registration returns.
 
+With ``GUARDRAIL_REDIS_URL`` set, a node that changed corpora through its admin API also
+publishes on Redis (channel :data:`CHANNEL`) and the others check at once instead of at
+their next tick: a faster wake-up, best effort (a lost message waits for the poll).
+
 A node whose index records the store's current generation starts without re-indexing
 anything; an index built from another database (another ``store_id``) is rebuilt. A node
 that cannot reach the store keeps serving its index as it is, and says so in
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("guardrail.corpus")
 
 Generation = tuple[str, int]  # (store_id, generation)
+CHANNEL = "guardrail:corpus-generation"
 
 
 def bump_generation(s: Session) -> Generation:
@@ -99,6 +104,7 @@ class CorpusSync:
             "last_sync": None,  # {indexed, removed}
             "last_error": None,
             "last_error_at": None,
+            "wake": "poll",  # or "redis": subscribed to other nodes' change notices
         }
 
     def _failed(self, where: str, exc: BaseException) -> None:
@@ -139,10 +145,82 @@ class CorpusSync:
                   in_sync=store is None or local == store)
 
 
+class Wake:
+    """Redis pub/sub between nodes: :meth:`notify` after a change, :meth:`wait` for the
+    next check (a notice or the interval, whichever first). Without Redis, or while it is
+    unreachable, :meth:`wait` just sleeps: the poll is the guarantee."""
+
+    def __init__(self, redis_url: str | None, status: dict[str, Any]) -> None:
+        self.url = redis_url
+        self.status = status
+        self._client: Any = None
+        self._pubsub: Any = None
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            import redis.asyncio
+
+            assert self.url is not None
+            self._client = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        return self._client
+
+    async def notify(self) -> None:
+        if not self.url:
+            return
+        try:
+            await asyncio.wait_for(self._redis().publish(CHANNEL, "changed"), 1.0)
+        except Exception as exc:  # noqa: BLE001 - best effort: the others poll anyway
+            event(log, logging.WARNING, "corpus_notify_failed", error=type(exc).__name__)
+
+    async def wait(self, interval_s: float) -> None:
+        if not self.url:
+            await asyncio.sleep(interval_s)
+            return
+        try:
+            if self._pubsub is None:
+                self._pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
+                await asyncio.wait_for(self._pubsub.subscribe(CHANNEL), 1.0)
+                self.status["wake"] = "redis"
+            await self._pubsub.get_message(timeout=interval_s)
+        except Exception as exc:  # noqa: BLE001 - back to polling until it is back
+            event(log, logging.WARNING, "corpus_wake_failed", error=type(exc).__name__)
+            await self._drop()
+            await asyncio.sleep(interval_s)
+
+    async def _drop(self) -> None:
+        self.status["wake"] = "poll"
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                await pubsub.aclose()
+            except Exception:  # noqa: BLE001, S110 - a broken connection is gone anyway
+                pass
+
+    async def aclose(self) -> None:
+        await self._drop()
+        if self._client is not None:
+            await self._client.aclose()
+
+
+async def notify(state: AppState) -> None:
+    """After a corpus change through this node: wake the other nodes (when Redis is set)."""
+    wake: Wake | None = getattr(state, "extras", {}).get("corpus_wake")
+    if wake is not None:
+        await wake.notify()
+
+
 async def sync_forever(state: AppState) -> None:
-    """The lifespan task: :meth:`CorpusSync.tick` every ``settings.corpus_sync_s``."""
+    """The lifespan task: :meth:`CorpusSync.tick` every ``settings.corpus_sync_s``, or at
+    once when another node says it changed corpora."""
     sync = CorpusSync(state.runtime, state.settings.corpus_sync_s)
+    wake = Wake(state.settings.redis_url, sync.status)
     state.extras["ready_corpus"] = sync.status
-    while True:
-        await anyio.to_thread.run_sync(sync.tick, abandon_on_cancel=True)
-        await asyncio.sleep(sync.interval_s)
+    state.extras["corpus_wake"] = wake
+    try:
+        while True:
+            await anyio.to_thread.run_sync(sync.tick, abandon_on_cancel=True)
+            await wake.wait(sync.interval_s)
+    finally:
+        state.extras.pop("corpus_wake", None)
+        with anyio.CancelScope(shield=True):
+            await wake.aclose()

@@ -241,3 +241,16 @@ def test_a_restarted_server_does_not_reindex_and_says_so_at_readyz(tmp_path,
     finally:
         srv.stop()
         reg.engine.dispose()
+
+
+async def test_wake_without_redis_or_with_redis_down_just_waits() -> None:
+    from guardrail.corpus.sync import Wake
+
+    for url in (None, "redis://127.0.0.1:1/0"):  # unset; nothing listens there
+        status: dict[str, object] = {"wake": "poll"}
+        wake = Wake(url, status)
+        await wake.notify()  # best effort: never raises
+        t0 = time.monotonic()
+        await wake.wait(0.2)
+        assert time.monotonic() - t0 >= 0.19 and status["wake"] == "poll"
+        await wake.aclose()

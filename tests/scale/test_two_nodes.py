@@ -33,22 +33,31 @@ WORK = en_text(1501, 1500)
 
 
 @pytest.fixture
-def two_nodes(make_server, tmp_path: Path):
-    """(A, B): two servers on one PostgreSQL schema and Redis, each with its own index
-    directory, hold key file and outbox; the same hold keys, so either decrypts."""
+def start_nodes(make_server, tmp_path: Path):
+    """``start(sync_s)``: (A, B), two servers on one PostgreSQL schema and Redis, each with
+    its own index directory, hold key file and outbox; the same hold keys, so either one
+    decrypts what the other held."""
     key = Fernet.generate_key().decode()
     with pg_schema() as url:
-        shared = {"database_url": url, "redis_url": require_redis(), "hold_keys": [key],
-                  "corpus_sync_s": SYNC_S}
+        def start(sync_s: float = SYNC_S) -> tuple[Any, Any]:
+            shared = {"database_url": url, "redis_url": require_redis(), "hold_keys": [key],
+                      "corpus_sync_s": sync_s}
 
-        def own(name: str) -> dict[str, Any]:
-            return {"corpus_index_dir": tmp_path / name / "index",
-                    "hold_key_file": tmp_path / name / "hold.key",
-                    "outbox_dir": tmp_path / name / "outbox"}
+            def own(name: str) -> dict[str, Any]:
+                return {"corpus_index_dir": tmp_path / name / "index",
+                        "hold_key_file": tmp_path / name / "hold.key",
+                        "outbox_dir": tmp_path / name / "outbox"}
 
-        a = make_server(POLICY, **shared, **own("a"))  # migrates the schema
-        b = make_server(POLICY, **shared, **own("b"))  # finds it current
-        yield a, b
+            a = make_server(POLICY, **shared, **own("a"))  # migrates the schema
+            b = make_server(POLICY, **shared, **own("b"))  # finds it current
+            return a, b
+
+        yield start
+
+
+@pytest.fixture
+def two_nodes(start_nodes):
+    return start_nodes()
 
 
 def admin(srv, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -137,3 +146,14 @@ def test_a_hold_on_one_node_released_on_the_other_is_fetched_from_the_first(
     assert copy in body["choices"][0]["message"]["content"]
     assert body["guardrail"]["decision"] == "released" and body["guardrail"]["response_id"] == rid
     assert b.store.verify().ok
+
+
+def test_redis_wakes_the_other_node_before_its_next_check(start_nodes) -> None:
+    a, b = start_nodes(sync_s=120.0)  # the poll alone would take minutes
+    deadline = time.monotonic() + 10
+    while (admin(b, "GET", "/readyz").json().get("ready_corpus") or {}).get("wake") != "redis":
+        assert time.monotonic() < deadline, "B never subscribed to corpus notices"
+        time.sleep(0.05)
+    register_on(a)
+    g, elapsed = held_on(b, INDEX_ALLOWANCE_S)
+    assert g["decision"] == "hold", f"B did not hold the copy within {elapsed:.1f} s"
