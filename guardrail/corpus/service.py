@@ -2,7 +2,8 @@
 
 The index directory comes from ``settings.corpus_index_dir`` when set, else
 ``<directory of the SQLite file>/.guardrail/<db name>.index`` (``./.guardrail/index`` for other
-databases).
+databases). It is local to a node (its worker processes share it); the store is the source of
+truth, and every node keeps its own directory in step with it (guardrail/corpus/sync.py).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,9 @@ class CorpusSync:
             "last_error": None,
             "last_error_at": None,
             "wake": "poll",  # or "redis": subscribed to other nodes' change notices
+            "busy": None,  # {"what": "store" | "sync", "since"} while a check runs long
         }
+        self._busy: tuple[str, float, str] | None = None  # (what, monotonic, iso) now
 
     def _failed(self, where: str, exc: BaseException) -> None:
         now = _iso()
@@ -116,6 +119,32 @@ class CorpusSync:
 
     def tick(self) -> None:
         """Check once; sync if the store moved. Blocking (a worker thread); never raises."""
+        try:
+            self._tick()
+        finally:
+            self._busy = None
+            self.status["busy"] = None
+
+    def _doing(self, what: str) -> None:
+        self._busy = (what, time.monotonic(), _iso())
+
+    @property
+    def running(self) -> bool:
+        return self._busy is not None
+
+    def report_stall(self, stall_s: float) -> None:
+        """From the event loop: a check running longer than ``stall_s`` is shown; one still
+        waiting for the store (e.g. a connection that never answers) is an error."""
+        busy = self._busy
+        if busy is None or time.monotonic() - busy[1] < stall_s:
+            return
+        self.status["busy"] = {"what": busy[0], "since": busy[2]}
+        if busy[0] == "store":
+            self.status.update(ok=False, last_error=f"store: no answer for {stall_s:g} s",
+                               last_error_at=_iso())
+
+    def _tick(self) -> None:
+        self._doing("store")
         st = self.status
         try:
             store = read_generation(self.runtime.engine)
@@ -130,6 +159,7 @@ class CorpusSync:
         try:
             registry.index.reload()
             if store is not None and registry.index.generation != store:
+                self._doing("sync")
                 stats = registry.try_sync_index()  # None: another thread or worker syncs
                 if stats is not None:
                     st.update(last_sync_at=_iso(), last_sync=stats)
@@ -209,16 +239,22 @@ async def notify(state: AppState) -> None:
         await wake.notify()
 
 
-async def sync_forever(state: AppState) -> None:
+async def sync_forever(state: AppState, stall_s: float | None = None) -> None:
     """The lifespan task: :meth:`CorpusSync.tick` every ``settings.corpus_sync_s``, or at
-    once when another node says it changed corpora."""
+    once when another node says it changed corpora. A check that has not ended after
+    ``stall_s`` (default the larger of 10 s and 5 intervals) is reported and left to end
+    in its thread; no other starts meanwhile."""
     sync = CorpusSync(state.runtime, state.settings.corpus_sync_s)
+    stall_s = stall_s or max(10.0, 5 * sync.interval_s)
     wake = Wake(state.settings.redis_url, sync.status)
     state.extras["ready_corpus"] = sync.status
     state.extras["corpus_wake"] = wake
     try:
         while True:
-            await anyio.to_thread.run_sync(sync.tick, abandon_on_cancel=True)
+            if not sync.running:
+                with anyio.move_on_after(stall_s):
+                    await anyio.to_thread.run_sync(sync.tick, abandon_on_cancel=True)
+            sync.report_stall(stall_s)
             await wake.wait(sync.interval_s)
     finally:
         state.extras.pop("corpus_wake", None)

@@ -254,3 +254,46 @@ async def test_wake_without_redis_or_with_redis_down_just_waits() -> None:
         await wake.wait(0.2)
         assert time.monotonic() - t0 >= 0.19 and status["wake"] == "poll"
         await wake.aclose()
+
+
+async def test_a_store_that_never_answers_is_reported(registry, monkeypatch) -> None:
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from guardrail.corpus.sync import sync_forever
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    def hangs(engine: object) -> object:
+        calls.append(1)
+        release.wait(10)
+        return real(engine)
+
+    real = corpus_sync.read_generation
+    monkeypatch.setattr(corpus_sync, "read_generation", hangs)
+    state = SimpleNamespace(
+        runtime=Runtime(settings=None, engine=registry.engine,  # type: ignore[arg-type]
+                        services={"corpus_registry": registry}),
+        settings=SimpleNamespace(corpus_sync_s=0.05, redis_url=None), extras={})
+    task = asyncio.create_task(sync_forever(state, stall_s=0.3))  # type: ignore[arg-type]
+    try:
+        st: dict[str, object] = {}
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            st = state.extras["ready_corpus"]
+            if st["ok"] is False:
+                break
+        assert st["ok"] is False and st["last_error"] == "store: no answer for 0.3 s"
+        assert st["busy"]["what"] == "store" and calls == [1]  # no second check meanwhile
+        release.set()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if st["ok"] and st["busy"] is None:
+                break
+        assert st["ok"] and st["busy"] is None and st["in_sync"]
+    finally:
+        release.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
