@@ -18,7 +18,8 @@ the index's ``refresh_s``, 1 s, to pick up the new manifest). The node that regi
 finds it as soon as the registration returns.
 
 With ``GUARDRAIL_REDIS_URL`` set, a node that changed corpora through its admin API also
-publishes on Redis (channel :data:`CHANNEL`) and the others check at once instead of at
+publishes on Redis (channel ``<GUARDRAIL_REDIS_NAMESPACE>:corpus-generation``) and the
+others check at once instead of at
 their next tick: a faster wake-up, best effort (a lost message waits for the poll).
 
 A node whose index records the store's current generation starts without re-indexing
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("guardrail.corpus")
 
 Generation = tuple[str, int]  # (store_id, generation)
-CHANNEL = "guardrail:corpus-generation"
 
 
 def bump_generation(s: Session) -> Generation:
@@ -180,8 +180,10 @@ class Wake:
     next check (a notice or the interval, whichever first). Without Redis, or while it is
     unreachable, :meth:`wait` just sleeps: the poll is the guarantee."""
 
-    def __init__(self, redis_url: str | None, status: dict[str, Any]) -> None:
+    def __init__(self, redis_url: str | None, status: dict[str, Any],
+                 namespace: str = "guardrail") -> None:
         self.url = redis_url
+        self.channel = f"{namespace}:corpus-generation"
         self.status = status
         self._client: Any = None
         self._pubsub: Any = None
@@ -198,7 +200,7 @@ class Wake:
         if not self.url:
             return
         try:
-            await asyncio.wait_for(self._redis().publish(CHANNEL, "changed"), 1.0)
+            await asyncio.wait_for(self._redis().publish(self.channel, "changed"), 1.0)
         except Exception as exc:  # noqa: BLE001 - best effort: the others poll anyway
             event(log, logging.WARNING, "corpus_notify_failed", error=type(exc).__name__)
 
@@ -209,7 +211,7 @@ class Wake:
         try:
             if self._pubsub is None:
                 self._pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
-                await asyncio.wait_for(self._pubsub.subscribe(CHANNEL), 1.0)
+                await asyncio.wait_for(self._pubsub.subscribe(self.channel), 1.0)
                 self.status["wake"] = "redis"
             await self._pubsub.get_message(timeout=interval_s)
         except Exception as exc:  # noqa: BLE001 - back to polling until it is back
@@ -246,7 +248,8 @@ async def sync_forever(state: AppState, stall_s: float | None = None) -> None:
     in its thread; no other starts meanwhile."""
     sync = CorpusSync(state.runtime, state.settings.corpus_sync_s)
     stall_s = stall_s or max(10.0, 5 * sync.interval_s)
-    wake = Wake(state.settings.redis_url, sync.status)
+    wake = Wake(state.settings.redis_url, sync.status,
+                getattr(state.settings, "redis_namespace", "guardrail"))
     state.extras["ready_corpus"] = sync.status
     state.extras["corpus_wake"] = wake
     try:

@@ -5,6 +5,7 @@ and the same held responses."""
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ def start_nodes(make_server, tmp_path: Path):
     its own index directory, hold key file and outbox; the same hold keys, so either one
     decrypts what the other held."""
     key = Fernet.generate_key().decode()
+    namespace = "test-" + uuid.uuid4().hex[:12]  # one deployment: Redis shared by both
     with pg_schema() as url:
         def start(sync_s: float = SYNC_S) -> tuple[Any, Any]:
             shared = {"database_url": url, "redis_url": require_redis(), "hold_keys": [key],
-                      "corpus_sync_s": sync_s}
+                      "redis_namespace": namespace, "corpus_sync_s": sync_s}
 
             def own(name: str) -> dict[str, Any]:
                 return {"corpus_index_dir": tmp_path / name / "index",
