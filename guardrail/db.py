@@ -93,7 +93,11 @@ def _make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.update(pool_size=10, max_overflow=20)
+    # PostgreSQL: a server that does not answer fails the connect in 5 s (the pool waits 10 s
+    # for a free connection), so an outage is a StoreError quickly, never a hung request
+    kwargs.update(pool_size=10, max_overflow=20, pool_timeout=10)
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": 5}
     return create_engine(url, **kwargs)
 
 

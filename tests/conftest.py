@@ -98,6 +98,7 @@ def make_server(
             values["database_url"] = schemas.enter_context(pg_schema())
             values["redis_url"] = require_redis()
             values["redis_namespace"] = "test-" + uuid.uuid4().hex[:12]  # counts of its own
+            values["corpus_index_dir"] = tmp_path / f"index{len(started)}"  # its own index
         values.update(overrides)
         settings = Settings(**values)
         app = create_app(settings)
