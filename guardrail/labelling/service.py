@@ -72,12 +72,53 @@ class ImageCache:
             return {"items": len(self._items), "bytes": self._bytes}
 
 
+class RedisImageCache:
+    """The same cache in Redis (``GUARDRAIL_REDIS_URL``), so any worker or node serves a URL
+    another signed: ``SET ... EX`` with the TTL, bounded by Redis's own memory policy; one image
+    is refused above ``max_bytes``. Redis unreachable: this process's cache serves (logged),
+    so a URL still works on the worker that signed it."""
+
+    def __init__(self, client: Any, local: ImageCache, namespace: str = "guardrail") -> None:
+        self.r, self.local = client, local
+        self.prefix = f"{namespace}:image:"
+
+    def put(self, data: bytes, mime: str) -> str | None:
+        import redis
+
+        if self.local.max_items == 0 or len(data) > self.local.max_bytes:
+            return None
+        image_id = "img_" + secrets.token_urlsafe(16)
+        try:
+            self.r.set(self.prefix + image_id, mime.encode() + b"\n" + data,
+                       ex=max(1, int(self.local.ttl_s)))
+            return image_id
+        except redis.RedisError as exc:
+            log.warning("image cache: Redis unreachable (%s); kept in this process",
+                        type(exc).__name__)
+            return self.local.put(data, mime)
+
+    def get(self, image_id: str) -> tuple[str, bytes] | None:
+        import redis
+
+        try:
+            got = self.r.get(self.prefix + image_id)
+        except redis.RedisError:
+            got = None
+        if got is None:
+            return self.local.get(image_id)
+        mime, _, data = bytes(got).partition(b"\n")
+        return mime.decode(), data
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.local.stats(), "shared": "redis"}
+
+
 @dataclass
 class LabellingService:
     settings: C2paSettings
     signer: ImageSigner | None
     anchors_pem: bytes
-    cache: ImageCache
+    cache: ImageCache | RedisImageCache
     problem: str | None = None
     _policy_anchors: dict[str, bytes] = field(default_factory=dict)
 
@@ -127,11 +168,21 @@ def setup_labelling(
         problem = ("no C2PA signer: set GUARDRAIL_C2PA_CERT and GUARDRAIL_C2PA_KEY; policies "
                    "with labelling.images.sign=true will refuse image requests")
         log.error("C2PA: %s", problem)
+    local = ImageCache(s.image_cache_items, s.image_cache_bytes, s.image_cache_ttl_s)
+    cache: ImageCache | RedisImageCache = local
+    app_settings = getattr(app_state, "settings", None)
+    redis_url = getattr(app_settings, "redis_url", None)
+    if redis_url:  # URLs served by every worker and node
+        import redis
+
+        cache = RedisImageCache(
+            redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=0.5),
+            local, getattr(app_settings, "redis_namespace", "guardrail"))
     service = LabellingService(
         settings=s,
         signer=ImageSigner(source) if source else None,
         anchors_pem=(source.anchors_pem if source else read_anchors(s.trust_anchors)),
-        cache=ImageCache(s.image_cache_items, s.image_cache_bytes, s.image_cache_ttl_s),
+        cache=cache,
         problem=problem,
     )
     extras = getattr(app_state, "extras", None)
