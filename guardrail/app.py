@@ -213,11 +213,13 @@ def create_app(settings: Settings | None = None,
         from guardrail.corpus.sync import sync_forever as corpus_sync_forever
         from guardrail.incidents.outbox import replay_forever
         from guardrail.labelling.counts import flush_forever
+        from guardrail.memory import trim_forever
         from guardrail.review.decisions import sweep_forever
 
         tasks = [asyncio.create_task(sweep_forever(state), name="guardrail-hold-sweep"),
                  asyncio.create_task(corpus_sync_forever(state), name="guardrail-corpus-sync"),
                  asyncio.create_task(flush_forever(state), name="guardrail-label-counts"),
+                 asyncio.create_task(trim_forever(state), name="guardrail-malloc-trim"),
                  asyncio.create_task(replay_forever(state), name="guardrail-outbox-replay")]
         yield
         for t in tasks:

@@ -243,6 +243,9 @@ class Settings(BaseSettings):
     outbox_replay_s: float = Field(5.0, gt=0, description="How often the outbox is replayed.")
     labelling_flush_s: float = Field(5.0, gt=0, description="How often the counts of "
                                      "labelled outputs are written to the store.")
+    malloc_trim_s: float = Field(
+        30.0, ge=0, description="Give freed heap memory back to the OS this often (glibc "
+        "malloc_trim; 0: never). See guardrail/memory.py.")
     hold_sweep_s: float = Field(30.0, gt=0, description="How often expired holds are decided.")
     # governance (guardrail/governance/): the AI system inventory and risk assessments
     inventory_dir: Path | None = Field(

@@ -8,6 +8,8 @@ Behaviour is picked by the request's ``model``:
   "slow"            sleeps ``fake_sleep`` seconds (default 5) before answering
   "disconnect"      streams two chunks, then drops the connection
 ``"fake_chunk_delay": S`` in a streamed request waits S seconds between chunks.
+  "firehose"        streams ``fake_chunks`` chunks of 8 KB of text as fast as it is read,
+                    counting in ``firehose_sent`` how many it has produced
   "not-json"        HTTP 200 with a body that is not JSON
 ``"fake_surrogate": true`` in the body starts the (non-streamed) answer with an unpaired UTF-16
 surrogate, JSON-escaped (``\\ud800``): valid JSON, not Unicode text.
@@ -33,6 +35,17 @@ def _with_tool(obj: dict[str, Any], args: str) -> None:
         ch["finish_reason"] = "tool_calls"
 
 
+async def _firehose(app: FastAPI, n: int) -> Any:
+    app.state.firehose_sent = 0
+    piece = ("lorem ipsum dolor sit amet " * 320)[:8192]
+    for i in range(n):
+        c = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+        yield f"data: {json.dumps({'id': 'f', 'object': 'chat.completion.chunk', 'created': 0, 'model': 'firehose', 'choices': [c]})}\n\n".encode()  # noqa: E501
+        app.state.firehose_sent = i + 1
+    done = {"index": 0, "delta": {}, "finish_reason": "stop"}
+    yield f"data: {json.dumps({'id': 'f', 'object': 'chat.completion.chunk', 'created': 0, 'model': 'firehose', 'choices': [done]})}\n\ndata: [DONE]\n\n".encode()  # noqa: E501
+
+
 async def _tracked(app: FastAPI, gen: Any) -> Any:
     """Record how each stream ended: ``completed`` or ``closed`` (the reader went away)."""
     done = False
@@ -48,6 +61,7 @@ def build_fake_upstream() -> FastAPI:
     app = FastAPI()
     app.state.requests = []
     app.state.stream_ends = []
+    app.state.firehose_sent = 0
 
     async def handle(request: Request, chat: bool) -> Response:
         body = await request.json()
@@ -72,6 +86,9 @@ def build_fake_upstream() -> FastAPI:
             # ``fake_chunk_delay``: seconds between chunks (a stream that stays open a while)
             gen = stream_events(body, text, chat, piece=3,
                                 delay=float(body.get("fake_chunk_delay", 0)))
+            if model == "firehose":
+                return StreamingResponse(_firehose(app, int(body.get("fake_chunks", 1000))),
+                                         media_type="text/event-stream")
             if model == "disconnect":
                 async def broken() -> Any:
                     n = 0
