@@ -235,6 +235,10 @@ def create_app(settings: Settings | None = None,
         await state.extras["image_fetcher"].aclose()
         # scanners' worker pools, harm batchers and model threads, remote backends' clients
         await state.runtime.aclose()
+        gov = state.extras.get("governance")  # its models_seen writer thread holds connections
+        seen = getattr(gov, "seen_store", None)
+        if seen is not None:
+            await seen.aclose()
         state.store.engine.dispose()
 
     docs: dict[str, Any] = ({} if settings.api_docs else  # off unless asked for (development)
