@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from sqlalchemy import Engine, func, select
 
 from guardrail.corpus.index import CorpusIndex
@@ -349,6 +350,13 @@ class CorpusRegistry:
         self._sync_thread = t
         t.start()
         return t
+
+    async def aclose(self) -> None:
+        """At shutdown (the runtime closes its services before the engine is disposed): wait,
+        bounded, for :meth:`start_sync`'s thread, which may still be reading the store."""
+        t = self._sync_thread
+        if t is not None and t.is_alive():
+            await anyio.to_thread.run_sync(t.join, 30.0)
 
     def reindex(self) -> int:
         """Drop the index and rebuild it from the database."""

@@ -263,3 +263,8 @@ async def sync_forever(state: AppState, stall_s: float | None = None) -> None:
         state.extras.pop("corpus_wake", None)
         with anyio.CancelScope(shield=True):
             await wake.aclose()
+            # a check left to its thread (cancelled at shutdown) still holds a connection:
+            # let it end, bounded, before the lifespan disposes of the engine
+            with anyio.move_on_after(stall_s):
+                while sync.running:
+                    await anyio.sleep(0.05)

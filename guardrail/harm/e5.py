@@ -38,6 +38,7 @@ import numpy as np
 
 META = "\u2581"
 QK = 32
+PAD_TO = 32  # sequence lengths are padded to a multiple of this (see embed_ids)
 _SPACES = re.compile(" {2,}")
 
 
@@ -300,7 +301,10 @@ class E5Torch:
                     break
                 stop += 1
             batch = [windows[w] for w in order[start:stop]]
+            # lengths rounded up to a multiple of PAD_TO (masked): oneDNN compiles and caches a
+            # kernel per input shape, so exact lengths made memory grow with traffic
             L = max(len(ids) for _, ids in batch) + 2
+            L = min(-(-L // PAD_TO) * PAD_TO, wmax + 2)
             tok = np.full((len(batch), L), self.tokenizer.eos, dtype=np.int64)
             mask = np.zeros((len(batch), L), dtype=np.int64)
             for r, (_, ids) in enumerate(batch):
