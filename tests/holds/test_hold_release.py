@@ -3,6 +3,7 @@ application fetches its response (or is told it never will)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,54 @@ def test_held_response_is_released_whole_to_its_application(hold_server, stream)
     assert body["object"] == "chat.completion" and body["guardrail"]["decision"] == "released"
     assert body["guardrail"]["response_id"] == rid
     assert srv.store.verify().ok
+
+
+def held_stream(srv, **extra) -> tuple[str, str, dict, list]:
+    """A held stream read with the openai SDK: (response_id, hold incident, guardrail summary,
+    the chunks received)."""
+    chunks = list(sdk(srv).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": SAID}], stream=True,
+        extra_body=extra))
+    g = [c.model_extra["guardrail"] for c in chunks if (c.model_extra or {}).get("guardrail")][-1]
+    assert g["decision"] == "hold"
+    [inc] = [i for i in g["incident_ids"] if srv.store.get(i)["action"] == "hold"]
+    return g["response_id"], inc, g, chunks
+
+
+@pytest.mark.parametrize("piece", [1, 2, 5, 13, 50])
+def test_a_held_stream_at_any_chunking_releases_nothing_then_the_whole_answer(hold_server,
+                                                                               piece):
+    srv = hold_server()
+    rid, inc, _, chunks = held_stream(srv, fake_piece=piece)
+    sent = "".join(ch.delta.content or "" for c in chunks for ch in c.choices)
+    assert "forbidden" not in sent and "codename" not in sent and "Friday" not in sent
+    assert "sk-abc" not in sent
+    assert [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason] == [
+        "content_filter"]
+    assert decide(srv, inc, token_for(srv, "kato", "reviewer"), "release").status_code == 201
+    body = fetch(srv, rid).json()
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] == (
+        SAID.replace("sk-abcdefghijklmnopqrstuvwx", "<CREDENTIAL>"))
+
+
+@pytest.mark.parametrize("piece", [1, 4, 50])
+def test_a_held_stream_keeps_its_tool_call_redacted(hold_server, piece):
+    srv = hold_server()
+    args = json.dumps({"token": "sk-zyxwvutsrqponmlkjihgfedcba", "q": "launch date"})
+    rid, inc, _, chunks = held_stream(srv, fake_piece=piece, fake_tool_args=args)
+    for c in chunks:  # no argument of the held call went out either
+        for ch in c.choices:
+            assert not ch.delta.tool_calls or not any(
+                "zyxw" in (t.function.arguments or "") for t in ch.delta.tool_calls)
+    assert decide(srv, inc, token_for(srv, "kato", "reviewer"), "release").status_code == 201
+    msg = fetch(srv, rid).json()["choices"][0]["message"]
+    assert "forbidden-codename" in msg["content"] and "sk-abc" not in msg["content"]
+    [call] = msg["tool_calls"]
+    assert call["function"]["name"] == "lookup" and call["id"] == "call_1"
+    assert json.loads(call["function"]["arguments"]) == {"token": "<CREDENTIAL>",
+                                                        "q": "launch date"}
+    assert "zyxw" not in json.dumps(fetch(srv, rid).json())
 
 
 def test_the_held_body_is_encrypted_at_rest(hold_server):

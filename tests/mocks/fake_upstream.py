@@ -7,7 +7,9 @@ Behaviour is picked by the request's ``model``:
   "fail-500"        HTTP 500
   "slow"            sleeps ``fake_sleep`` seconds (default 5) before answering
   "disconnect"      streams two chunks, then drops the connection
-``"fake_chunk_delay": S`` in a streamed request waits S seconds between chunks.
+``"fake_chunk_delay": S`` in a streamed request waits S seconds between chunks;
+``"fake_piece": N`` streams N characters per chunk (default 3); with ``fake_tool_args`` a
+stream ends with that tool call, its arguments in ``fake_piece``-sized deltas.
   "firehose"        streams ``fake_chunks`` chunks of 8 KB of text as fast as it is read,
                     counting in ``firehose_sent`` how many it has produced
   "not-json"        HTTP 200 with a body that is not JSON
@@ -33,6 +35,32 @@ def _with_tool(obj: dict[str, Any], args: str) -> None:
         ch["message"]["tool_calls"] = [{"id": "call_1", "type": "function",
                                         "function": {"name": "lookup", "arguments": args}}]
         ch["finish_reason"] = "tool_calls"
+
+
+async def _with_streamed_tool(gen: Any, args: str, piece: int) -> Any:
+    """The echo stream, then a tool call whose arguments arrive ``piece`` characters at a
+    time, finishing with ``tool_calls``."""
+    env: dict[str, Any] = {}
+    async for raw in gen:
+        block = raw.decode()
+        if block.startswith("data: [DONE]"):
+            break
+        d = json.loads(block[6:])
+        env = {k: d[k] for k in ("id", "object", "created", "model")}
+        if d["choices"][0]["finish_reason"]:
+            break
+        yield raw
+
+    def ev(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        c = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps({**env, 'choices': [c]})}\n\n".encode()
+
+    yield ev({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                              "function": {"name": "lookup", "arguments": ""}}]})
+    for i in range(0, len(args), piece):
+        yield ev({"tool_calls": [{"index": 0, "function": {"arguments": args[i:i + piece]}}]})
+    yield ev({}, "tool_calls")
+    yield b"data: [DONE]\n\n"
 
 
 async def _firehose(app: FastAPI, n: int) -> Any:
@@ -84,8 +112,11 @@ def build_fake_upstream() -> FastAPI:
         ]} if chat else {**body, "prompt": "echo:" + str(body.get("prompt", ""))})
         if body.get("stream"):
             # ``fake_chunk_delay``: seconds between chunks (a stream that stays open a while)
-            gen = stream_events(body, text, chat, piece=3,
+            piece = int(body.get("fake_piece", 3))
+            gen = stream_events(body, text, chat, piece=piece,
                                 delay=float(body.get("fake_chunk_delay", 0)))
+            if chat and body.get("fake_tool_args") is not None:
+                gen = _with_streamed_tool(gen, body["fake_tool_args"], piece)
             if model == "firehose":
                 return StreamingResponse(_firehose(app, int(body.get("fake_chunks", 1000))),
                                          media_type="text/event-stream")
