@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -109,6 +110,8 @@ class CorpusSync:
             "busy": None,  # {"what": "store" | "sync", "since"} while a check runs long
         }
         self._busy: tuple[str, float, str] | None = None  # (what, monotonic, iso) now
+        self.idle = threading.Event()  # set while no check runs
+        self.idle.set()
 
     def _failed(self, where: str, exc: BaseException) -> None:
         now = _iso()
@@ -119,11 +122,13 @@ class CorpusSync:
 
     def tick(self) -> None:
         """Check once; sync if the store moved. Blocking (a worker thread); never raises."""
+        self.idle.clear()
         try:
             self._tick()
         finally:
             self._busy = None
             self.status["busy"] = None
+            self.idle.set()
 
     def _doing(self, what: str) -> None:
         self._busy = (what, time.monotonic(), _iso())
@@ -265,6 +270,4 @@ async def sync_forever(state: AppState, stall_s: float | None = None) -> None:
             await wake.aclose()
             # a check left to its thread (cancelled at shutdown) still holds a connection:
             # let it end, bounded, before the lifespan disposes of the engine
-            with anyio.move_on_after(stall_s):
-                while sync.running:
-                    await anyio.sleep(0.05)
+            await anyio.to_thread.run_sync(sync.idle.wait, stall_s)

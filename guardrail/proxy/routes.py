@@ -90,7 +90,7 @@ async def _stream(ex: Exchange, release: Release) -> Response:
 def _streamed_texts(guard: StreamGuard) -> list[MonitorItem]:
     items: list[MonitorItem] = []
     for st in guard.choices.values():
-        items.append((ScanContext(text=st.text, meta=guard.meta, stage=Stage.OUTPUT),
+        items.append((ScanContext(text=str(st.text), meta=guard.meta, stage=Stage.OUTPUT),
                       {"choice": st.index, "streamed": True}))
         for key, args in st.tool_args.items():
             items.append((ScanContext(text=args, meta=guard.meta, stage=Stage.TOOL_ARGUMENTS),

@@ -47,6 +47,7 @@ from guardrail.proxy.exchange import summary as build_summary
 from guardrail.proxy.guard import ScanTally, hold_ids, incident_drafts, keep_held, record
 from guardrail.proxy.label import Labels
 from guardrail.proxy.schemas import upstream_json
+from guardrail.proxy.textbuffer import TextBuffer
 from guardrail.proxy.upstream import UpstreamClient
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class Event:
 @dataclass
 class ChoiceState:
     index: int
-    text: str = ""
+    text: TextBuffer = field(default_factory=TextBuffer)  # appended per chunk, read by slices
     queue: list[Event] = field(default_factory=list)
     released: int = 0  # offset up to which content has been released
     scanned: int = 0  # offset up to which text has been scanned
@@ -198,7 +199,7 @@ class StreamGuard:
         st = self.choices.setdefault(idx, ChoiceState(idx))
         ev = Event(raw=raw, payload=payload, start=len(st.text), end=len(st.text) + len(text),
                    tool=tool)
-        st.text += text
+        st.text.append(text)
         if tool:
             self._collect_tool_args(st, payload)
         st.queue.append(ev)
@@ -414,7 +415,7 @@ class StreamGuard:
                 if (pos == "prepend" and ev.end > ev.start) or is_finish:
                     # its own delta: before the first content, or before the finish chunk
                     st.noticed = True
-                    notice = self.labels.stream_notice(st.text)
+                    notice = self.labels.stream_notice(str(st.text))
                     if notice is not None:
                         out.append(sse(self._delta(st.index, notice[1])))
             if ev.end > ev.start:
@@ -477,7 +478,7 @@ class StreamGuard:
         the hold notice and the ``response_id`` to fetch it by once a person released it."""
         for st in self.choices.values():
             if len(st.text) > st.scanned:
-                await self._scan(st, st.text, 0, Stage.STREAM_WINDOW, final=True)
+                await self._scan(st, str(st.text), 0, Stage.STREAM_WINDOW, final=True)
                 st.scanned = len(st.text)
             for key, args in st.tool_args.items():
                 _, decision = await self._scan(st, args, 0, Stage.TOOL_ARGUMENTS,
@@ -500,7 +501,7 @@ class StreamGuard:
         for st in sorted(self.choices.values(), key=lambda c: c.index):
             text = self._render(st, 0, len(st.text))
             if text:
-                text = self.labels.text(text, st.text)
+                text = self.labels.text(text, str(st.text))
             reason = "length" if self.hold_truncated else (st.finish_reason or "stop")
             if not self.chat:
                 choices.append({"index": st.index, "text": text, "finish_reason": reason,
