@@ -73,6 +73,7 @@ def make_server(
 
     from guardrail.app import create_app
     from guardrail.settings import Settings
+    from tests.mocks.stores import close_dropped_pools
     from tests.services import pg_schema, require_redis, store_kind
 
     started: list[ThreadedServer] = []
@@ -112,5 +113,7 @@ def make_server(
     for srv in started:
         srv.stop()
     for srv in started:
-        srv.server.config.app.state.guardrail.store.engine.dispose()
+        engine = srv.server.config.app.state.guardrail.store.engine
+        engine.dispose()
+        close_dropped_pools(engine)  # what cut_store dropped while a connection was in use
     schemas.close()

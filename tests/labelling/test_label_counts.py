@@ -43,19 +43,12 @@ def test_released_labelled_responses_are_counted(make_server):
 
 
 def test_counts_survive_a_store_outage(make_server, monkeypatch):
-    import sqlite3
+    from tests.mocks.stores import cut_store
 
     srv = make_server(NOTICE, labelling_flush_s=3600)
     counts: LabelCounts = srv.state.extras["label_counts"]
     counts.add("default", "text", 5)
-    engine = srv.store.engine
-    dbapi = engine.dialect.dbapi or sqlite3
-
-    def refuse(*_a: object, **_k: object) -> None:
-        raise dbapi.OperationalError("down")
-
-    engine.dispose()
     with monkeypatch.context() as m:
-        m.setattr(engine.dialect, "connect", refuse)
+        cut_store(srv.store.engine, m)
         assert counts.flush() == 0  # kept for the next flush
     assert counts.flush() == 5

@@ -20,6 +20,7 @@ from guardrail import errors
 from guardrail.db import make_engine, upgrade
 from guardrail.errors import GuardrailError, StoreError
 from guardrail.incidents.store import IncidentStore
+from tests.mocks.stores import cut_store
 
 SECRET = "sk-abcdefghijklmnopqrstuvwx"
 POLICY = """
@@ -38,19 +39,6 @@ def _chat(text: str, **extra: object) -> dict:
     return {"model": "echo", "messages": [{"role": "user", "content": text}], **extra}
 
 
-def _unreachable(engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The database goes away: pooled connections are dropped and every new one fails as the
-    driver fails when the file or server cannot be reached."""
-
-    dbapi = engine.dialect.dbapi or sqlite3  # the driver's own error (SQLite or psycopg)
-
-    def refuse(*_a: object, **_k: object) -> None:
-        raise dbapi.OperationalError("unable to open database file / connection refused")
-
-    engine.dispose()
-    monkeypatch.setattr(engine.dialect, "connect", refuse)
-
-
 def _post(server, body: dict) -> httpx.Response:
     return httpx.post(server.base_url + "/chat/completions", json=body, timeout=30,
                       headers={"Authorization": f"Bearer {server.client_key}"})
@@ -59,7 +47,7 @@ def _post(server, body: dict) -> httpx.Response:
 def test_store_outage_is_503_in_openai_format_and_the_redaction_is_withheld(
         make_server, monkeypatch):
     server = make_server(POLICY)
-    _unreachable(server.store.engine, monkeypatch)
+    cut_store(server.store.engine, monkeypatch)
     resp = _post(server, _chat(f"my key is {SECRET}"))
     assert resp.status_code == 503, resp.text
     err = resp.json()["error"]
@@ -71,7 +59,7 @@ def test_store_outage_is_503_in_openai_format_and_the_redaction_is_withheld(
 
 def test_store_outage_withholds_a_stream_with_an_openai_error_event(make_server, monkeypatch):
     server = make_server(POLICY)
-    _unreachable(server.store.engine, monkeypatch)
+    cut_store(server.store.engine, monkeypatch)
     with httpx.stream("POST", server.base_url + "/chat/completions", timeout=30,
                       json=_chat(f"{SECRET} and then a longer tail of ordinary words",
                                  stream=True),
@@ -86,14 +74,14 @@ def test_store_outage_withholds_a_stream_with_an_openai_error_event(make_server,
 def test_allowed_responses_need_no_store(make_server, monkeypatch):
     """Fail closed where an incident is due, not everywhere: nothing to record, no outage."""
     server = make_server(POLICY)
-    _unreachable(server.store.engine, monkeypatch)
+    cut_store(server.store.engine, monkeypatch)
     resp = _post(server, _chat("nothing to see"))
     assert resp.status_code == 200 and resp.json()["guardrail"]["decision"] == "allow"
 
 
 def test_a_stored_client_key_during_an_outage_is_503_not_500(make_server, monkeypatch):
     server = make_server(POLICY)
-    _unreachable(server.store.engine, monkeypatch)
+    cut_store(server.store.engine, monkeypatch)
     resp = httpx.post(server.base_url + "/chat/completions", json=_chat("hi"), timeout=30,
                       headers={"Authorization": "Bearer sk-a-key-only-the-store-could-know"})
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "store_unavailable"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 
 import httpx
 
 from guardrail.incidents.outbox import Outbox
+from tests.mocks.stores import cut_store
 
 SECRET = "sk-" + "a1b2c3d4e5" * 3
 POLICY = """
@@ -34,15 +34,8 @@ def _chat(srv, text: str, stream: bool = False) -> httpx.Response:
 
 def test_fail_open_outbox_then_replay(make_server, monkeypatch, tmp_path):
     srv = make_server(POLICY, outbox_dir=tmp_path / "outbox", outbox_replay_s=3600)
-    engine = srv.store.engine
-    dbapi = engine.dialect.dbapi or sqlite3
-
-    def refuse(*_a: object, **_k: object) -> None:
-        raise dbapi.OperationalError("connection refused")
-
-    engine.dispose()
     with monkeypatch.context() as m:
-        m.setattr(engine.dialect, "connect", refuse)
+        cut_store(srv.store.engine, m)
         r = _chat(srv, f"my key is {SECRET}")
         streamed = _chat(srv, f"and again {SECRET} here", stream=True)
         assert r.status_code == 200 and SECRET not in r.text
