@@ -38,7 +38,7 @@ import numpy as np
 
 META = "\u2581"
 QK = 32
-PAD_TO = 32  # sequence lengths are padded to a multiple of this (see embed_ids)
+PAD_TO = 16  # sequence lengths are padded to a multiple of this (see embed_ids)
 _SPACES = re.compile(" {2,}")
 
 
