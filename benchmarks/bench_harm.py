@@ -91,6 +91,8 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 CONFIGS = [  # name, settings, workloads
     # the shipped default: tiers (static stage settles what it can; the rest to the encoder)
     ("tiered", {}, ("benign", "harmful")),
+    # the tiers before sentence routing: a doubtful sentence sends its whole chunk
+    ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
     # the reference path in the same run: every chunk through the encoder
     ("reference_encoder_every_chunk", {"cascade": False}, ("benign", "harmful")),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)
@@ -124,6 +126,9 @@ async def main_async(args: argparse.Namespace) -> dict:
                     settled = stats["settled"] - before["settled"]
                     r["settled_share"] = round(settled / max(ch, 1), 3)
                     r["cache_hits"] = stats["cache_hits"] - before["cache_hits"]
+                    # chunks whose doubtful sentences alone went to the encoder
+                    r["routed_share"] = round(
+                        (stats.get("routed", 0) - before.get("routed", 0)) / max(ch, 1), 3)
                 results.setdefault(name, {}).setdefault(load, {})[f"c{conc}"] = r
                 print(name, load, conc, r, flush=True)
         if sc._pool is not None:

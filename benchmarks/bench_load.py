@@ -228,10 +228,11 @@ def soak(env: dict[str, str], tmp: Path, seconds: float, rps: float) -> dict[str
     proc, url = start_guardrail({**env, "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/soak.db"},
                                 1)
     samples: list[tuple[float, int]] = []
-    errors = done = 0
+    errors = done = most_pending = 0
+    failures: dict[str, float] = {}
 
     async def run() -> None:
-        nonlocal errors, done
+        nonlocal errors, done, most_pending
         client = openai.AsyncOpenAI(base_url=url, api_key="k-shipped", max_retries=0,
                                     timeout=120, http_client=httpx.AsyncClient())
         t0 = time.perf_counter()
@@ -260,6 +261,7 @@ def soak(env: dict[str, str], tmp: Path, seconds: float, rps: float) -> dict[str
             if now >= next_sample:
                 samples.append((now, _rss_kb(proc.pid)))
                 next_sample += 15
+            most_pending = max(most_pending, len(pending))
             task = asyncio.create_task(one(i % 2 == 1))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -268,6 +270,12 @@ def soak(env: dict[str, str], tmp: Path, seconds: float, rps: float) -> dict[str
         await asyncio.gather(*pending)
         samples.append((time.perf_counter() - t0, _rss_kb(proc.pid)))
         await client.close()
+        # fail-opens count as a sign of overload: the rate must stay below capacity
+        async with httpx.AsyncClient(timeout=30) as http:
+            metrics = (await http.get(url.removesuffix("/v1") + "/metrics")).text
+        for line in metrics.splitlines():
+            if line.startswith("guardrail_scanner_failures_total{"):
+                failures[line.split("{", 1)[1].split("}")[0]] = float(line.rsplit(" ", 1)[1])
 
     try:
         asyncio.run(run())
@@ -276,7 +284,8 @@ def soak(env: dict[str, str], tmp: Path, seconds: float, rps: float) -> dict[str
     warm = next((kb for t, kb in samples if t >= 60), samples[0][1])
     last = samples[-1][1]
     return {"seconds": seconds, "rate_rps": rps, "policy": "shipped", "completed": done,
-            "errors": errors, "rss_mb_after_warmup": warm / 1024, "rss_mb_end": last / 1024,
+            "errors": errors, "scanner_failures": failures, "most_in_flight": most_pending,
+            "rss_mb_after_warmup": warm / 1024, "rss_mb_end": last / 1024,
             "growth_pct": (last - warm) / warm * 100 if warm else None,
             "samples_mb": [(round(t), round(kb / 1024, 1)) for t, kb in samples]}
 

@@ -154,18 +154,24 @@ def report_groups(crows: list[CRow]) -> dict[str, list[int]]:
 def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, Any]:
     enc = CachedEncoder(corpus)
     tiered = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                             encoder=enc)
+                             encoder=enc, route_sentences=cfg.route_sentences)
     tiered.load()
     ref = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=False, zoom_from=cfg.zoom_from,
                           encoder=enc, heads=tiered.heads)
     ref.load()
+    # the other routing, side by side: doubtful sentences alone vs their whole chunk
+    other = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
+                            encoder=enc, heads=tiered.heads,
+                            route_sentences=not cfg.route_sentences)
+    other.load()
     t0 = time.time()
-    outs, refs, best = [], [], []
+    outs, refs, others, best = [], [], [], []
     for c in test:
         s = tiered.predict(list(c.chunks))
         r = ref.predict(list(c.chunks))
         outs.append(decide(s, cfg, c.chunks))
         refs.append(decide(r, cfg, c.chunks))
+        others.append(decide(other.predict(list(c.chunks)), cfg, c.chunks))
         b: dict[str, float] = defaultdict(float)
         for d in s:
             for k, v in d.items():
@@ -185,6 +191,18 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
     ref_caught = [i for i in range(len(test)) if refs[i][0] != "allow"]
     lost = [i for i in ref_caught if outs[i][0] == "allow"]
     rep = label_reports(test, outs, best)
+
+    def path_summary(got: list[tuple[str, set[str]]], be: EmbeddedBackend) -> dict[str, Any]:
+        blocked = {g: round(float(np.mean([got[i][0] == "block" for i in idx])), 4)
+                   for g, idx in sorted(groups.items())}
+        return {"route_sentences": be.route_sentences, "benign_blocked": blocked,
+                "benign_worst_blocked": max(v for g, v in blocked.items()
+                                            if not g.startswith("jbb")),
+                "decisions_differing_from_reference": sum(
+                    got[i][0] != refs[i][0] for i in range(len(test))),
+                "let_through_vs_reference": round(sum(
+                    got[i][0] == "allow" for i in ref_caught) / max(len(ref_caught), 1), 4),
+                "stats": dict(be.stats)}
     rep.update({
         "benign_by_source": benign,
         "benign_worst_blocked": max(v["blocked"] for g, v in benign.items()
@@ -196,6 +214,7 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
                   "let_through_vs_reference": round(len(lost) / max(len(ref_caught), 1), 4),
                   "live_encoder_texts": enc.misses},
         "rows": len(test), "seconds": round(time.time() - t0, 1),
+        "other_routing": path_summary(others, other),
     })
     return rep
 
@@ -266,7 +285,7 @@ def ja_heldout(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, A
 
     enc = CachedEncoder(corpus)
     be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                         encoder=enc)
+                         encoder=enc, route_sentences=cfg.route_sentences)
     be.load()
     pos = [r.text for r in jaisi(data_root())]
     neg = [c.row.text for c in test if c.row.lang == "ja" and not c.row.harmful]

@@ -27,6 +27,7 @@ are trained by ``benchmarks/train_harm.py``. Embeddings of recently seen chunks 
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
@@ -60,8 +61,10 @@ class EmbeddedBackend:
     def __init__(self, model_dir: Path | None = None, *, cascade: bool = False,
                  zoom_from: float = 0.25, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
-                 precision: Literal["auto", "bf16", "fp32"] = "auto") -> None:
+                 precision: Literal["auto", "bf16", "fp32"] = "auto",
+                 route_sentences: bool = True) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        self.route_sentences = route_sentences
         self.use_encoder = use_encoder
         self.precision = precision
         self.cascade = cascade or not use_encoder
@@ -72,7 +75,14 @@ class EmbeddedBackend:
         self.heads: Heads | None = heads
         self.version = ""
         self.encoder_name = "(not loaded)"
-        self.stats = {"chunks": 0, "settled": 0, "cache_hits": 0, "zoomed": 0}
+        self.stats = {"chunks": 0, "settled": 0, "cache_hits": 0, "zoomed": 0, "routed": 0,
+                      "routed_sentences": 0}
+        # chunk text -> (the gate's scores, the sentences it could not settle): chunks the
+        # gate settled but one of whose sentences it did not; only those sentences are
+        # embedded (route_sentences), not the whole chunk. Filled by prefilter (event loop),
+        # read by predict_deep (model thread).
+        self._routes: OrderedDict[str, tuple[dict[str, float], list[str]]] = OrderedDict()
+        self._routes_lock = threading.Lock()
 
     @property
     def model(self) -> str:
@@ -220,17 +230,33 @@ class EmbeddedBackend:
             return
         langs = [detect_language(t) for t in parts]
         s1, sg = heads.stage1_gate(parts, langs)
+        doubtful: dict[int, list[str]] = {}
         for k, (i, lang, p) in enumerate(zip(owner, langs, s1, strict=True)):
             r = out[i]
             if r is None:
                 continue
             if self.use_encoder:
                 if not heads.settles(lang, p, sg[k] if sg is not None else None):
-                    out[i] = None
+                    doubtful.setdefault(i, []).append(parts[k])
             else:
                 for cat, v in heads.static_scores(p).items():
                     if v > r.get(cat, 0.0):
                         r[cat] = v
+        for i, sents in doubtful.items():  # to the model thread: the chunk, or its sentences
+            if self.route_sentences:
+                self._route(texts[i], out[i], sents)  # type: ignore[arg-type]
+            out[i] = None
+
+    def _route(self, text: str, scores: dict[str, float], sents: list[str]) -> None:
+        with self._routes_lock:
+            self._routes[text] = (scores, sents)
+            self._routes.move_to_end(text)
+            while len(self._routes) > self._cache_size:
+                self._routes.popitem(last=False)
+
+    def _take_route(self, text: str) -> tuple[dict[str, float], list[str]] | None:
+        with self._routes_lock:
+            return self._routes.get(text)
 
     def predict(self, texts: list[str], *, prefiltered: bool = False) -> list[dict[str, float]]:
         """Scores per chunk. Runs the cascade unless ``prefiltered`` (stage 1 already ran)."""
@@ -243,12 +269,42 @@ class EmbeddedBackend:
         else:
             results = self.prefilter(texts)
         deep = [i for i, r in enumerate(results) if r is None]
+        routed: list[tuple[int, dict[str, float], list[str]]] = []
+        if self.cascade and self.route_sentences:
+            for i in deep:
+                got = self._take_route(texts[i])
+                if got is not None:
+                    routed.append((i, *got))
+            if routed:
+                taken = {i for i, _, _ in routed}
+                deep = [i for i in deep if i not in taken]
         if deep:
             dt = [texts[i] for i in deep]
             for i, r in zip(deep, heads.stage2(dt, self._embed(dt)), strict=True):
                 results[i] = r
             self._zoom(texts, deep, results)  # type: ignore[arg-type]
+        if routed:
+            self._score_routed(routed, results)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
+
+    def _score_routed(self, routed: list[tuple[int, dict[str, float], list[str]]],
+                      results: list[dict[str, float]]) -> None:
+        """Chunks the gate settled but not all of whose sentences: the encoder scores those
+        sentences alone (a sentence is a quarter of a chunk's tokens) and each category keeps
+        the max of the gate's chunk score and theirs, as zoom would."""
+        heads = self.heads
+        assert heads is not None
+        parts = [x for _, _, sents in routed for x in sents]
+        scored = iter(heads.stage2(parts, self._embed(parts)))
+        for i, base, sents in routed:
+            r = dict(base)
+            for _ in sents:
+                for k, v in next(scored).items():
+                    if v > r.get(k, 0.0):
+                        r[k] = v
+            results[i] = r
+        self.stats["routed"] += len(routed)
+        self.stats["routed_sentences"] += len(parts)
 
     def predict_deep(self, texts: list[str]) -> list[dict[str, float]]:
         """Encoder scores for chunks stage 1 did not settle (the batcher's model function)."""

@@ -151,6 +151,11 @@ class HarmConfig(ScannerConfig):
         "this, keeping the max (one insult in a long benign chunk scores 0.99 alone but ~0.3 "
         "diluted in 400 characters). Out of source: XSTest blocked 3.8% at 0.25 vs 1.1% off, "
         "toxic F1 unchanged; 1.0 = off.")
+    route_sentences: bool = Field(
+        True, description="embedded, with cascade: a chunk the static stage settles but one of "
+        "whose sentences it does not sends only those sentences to the encoder (max of the "
+        "chunk's and their scores), not the whole chunk: the same sentences zoom would read, "
+        "at about a third of the encoder's work. false = the whole chunk goes.")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
@@ -268,7 +273,7 @@ class HarmScanner:
             kw = {"label_map": c.label_map or None, "activation": c.activation}
         elif c.backend == "embedded":
             kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder,
-                  "precision": c.precision}
+                  "precision": c.precision, "route_sentences": c.route_sentences}
         else:  # remote
             kw = {"url": c.url, "api_key_env": c.api_key_env, "label_map": c.label_map or None,
                   "connect_timeout_ms": c.connect_timeout_ms,
@@ -307,7 +312,7 @@ class HarmScanner:
         c = self.config
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
-            "cascade", "encoder", "precision", "zoom_from", "max_batch",
+            "cascade", "encoder", "precision", "zoom_from", "route_sentences", "max_batch",
             "max_wait_ms", "max_queue", "reject_when_full", "url", "api_key_env",
             "connect_timeout_ms", "request_timeout_ms", "max_connections", "judge_input",
             "probe", "serving"})

@@ -95,8 +95,51 @@ async def test_tiered_decisions_equal_the_reference_path(tiered: HarmScanner,
         "The museum opens at nine. Tickets cost ten euros; children under six enter free.",
         "Sure! Step one: preheat the oven to 180 degrees. Step two: mix flour and sugar.",
         "ご予約ありがとうございます。チェックインは15時からです。",
+        ROUTED_BENIGN,
     ]
     for text in sample:
         assert await decision(tiered, str(text)) is await decision(reference, str(text)), text
     assert tiered.backend.cascade and not reference.backend.cascade
     assert tiered.backend.stats["settled"] > 0  # the first stage did settle some chunks
+    assert tiered.backend.stats["routed"] > 0  # and sent some chunks' sentences alone
+    # where they differ, the tiers catch more: a diluted insult the reference path averages
+    # away (its chunk's toxic score is under zoom_from, so it never reads the sentence)
+    assert await decision(tiered, ROUTED_INSULT) is Action.BLOCK
+
+
+# chunks the static gate settles but one or two of whose sentences it does not: only those
+# sentences go to the encoder (route_sentences, the default)
+ROUTED_BENIGN = ("Thank you for your question. Most headaches are harmless and pass with rest and "
+                 "water. If the pain is sudden and severe, see a doctor at once. Ibuprofen can "
+                 "help with mild pain.")
+ROUTED_INSULT = ("Our hotel is near the station. The breakfast is served from seven. You stupid "
+                 "idiot, nobody cares about you. Parking is available behind the building.")
+
+
+async def test_a_doubtful_sentence_goes_to_the_encoder_alone(tiered: HarmScanner) -> None:
+    from guardrail.harm.embedded import EmbeddedBackend
+
+    be = tiered.backend
+    assert isinstance(be, EmbeddedBackend) and be.route_sentences
+    before = dict(be.stats)
+    [scores] = be.predict([ROUTED_INSULT])
+    assert be.stats["routed"] - before["routed"] == 1
+    assert be.stats["routed_sentences"] - before["routed_sentences"] == 1
+    # the chunk's scores: the max of the gate's and the insult's own encoder scores
+    [alone] = be.heads.stage2(["You stupid idiot, nobody cares about you."],
+                              be._embed(["You stupid idiot, nobody cares about you."]))
+    for k, v in alone.items():
+        assert scores[k] >= v - 1e-6
+    assert scores["harassment"] == pytest.approx(max(alone["harassment"], 0.0), abs=1e-6)
+    assert await decision(tiered, ROUTED_INSULT) is Action.BLOCK
+    assert await decision(tiered, ROUTED_BENIGN) is Action.ALLOW
+
+
+async def test_without_routing_the_whole_chunk_goes_to_the_encoder(tiered: HarmScanner) -> None:
+    from guardrail.harm.embedded import EmbeddedBackend
+
+    whole = EmbeddedBackend(cascade=True, route_sentences=False, encoder=tiered.backend._encoder,
+                            heads=tiered.backend.heads)
+    whole.load()
+    whole.predict([ROUTED_INSULT, ROUTED_BENIGN])
+    assert whole.stats["routed"] == 0 and whole.stats["settled"] == 0
