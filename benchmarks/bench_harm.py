@@ -91,8 +91,9 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 CONFIGS = [  # name, settings, workloads
     # the shipped default: tiers (static stage settles what it can; the rest to the encoder)
     ("tiered", {}, ("benign", "harmful")),
-    # the tiers before sentence routing: a doubtful sentence sends its whole chunk
-    ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
+    # sentence routing (route_sentences: off in the shipped policy): a doubtful sentence of a
+    # settled chunk goes to the encoder alone, not its whole chunk
+    ("tiered_route_sentences", {"route_sentences": True}, ("benign",)),
     # the reference path in the same run: every chunk through the encoder
     ("reference_encoder_every_chunk", {"cascade": False}, ("benign", "harmful")),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)

@@ -328,6 +328,9 @@ def main() -> None:
                      indent=1)[:6000], file=sys.stderr)
     if not args.no_loso:
         res["loso"] = loso(corpus, cfg, heads.layers, not args.loso_no_ordinary)
+    elif Path(args.out).is_file() and "loso" in (old := json.loads(Path(args.out).read_text())):
+        # LOSO scores the encoder path alone (no cascade, no routing): kept from the last run
+        res["loso"] = {**old["loso"], "note": "from an earlier run of eval_harm.py (--no-loso)"}
     RESULTS.mkdir(exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1, ensure_ascii=False))
     print("wrote", args.out)

@@ -20,9 +20,12 @@ Two tiers per text chunk (``models/harm/MODEL_CARD.md``):
    is ``min(p_category, p_any)``.
 
 Sentence zoom re-scores the sentences of a doubtful multi-sentence chunk one by one, so one
-insult inside a long benign chunk is not averaged away. The heads (``models/harm/heads.npz``)
-are trained by ``benchmarks/train_harm.py``. Embeddings of recently seen chunks are cached
-(LRU), so overlapping stream windows do not re-embed the same sentences.
+insult inside a long benign chunk is not averaged away. With ``route_sentences`` (off by
+default: it blocks more ordinary text, see the model card), a chunk the static gate settles but
+one of whose sentences it does not sends only those sentences to the encoder, not the whole
+chunk (:meth:`EmbeddedBackend._score_routed`). The heads (``models/harm/heads.npz``) are
+trained by ``benchmarks/train_harm.py``. Embeddings of recently seen chunks are cached (LRU),
+so overlapping stream windows do not re-embed the same sentences.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class EmbeddedBackend:
                  zoom_from: float = 0.25, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
                  precision: Literal["auto", "bf16", "fp32"] = "auto",
-                 route_sentences: bool = True) -> None:
+                 route_sentences: bool = False) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.route_sentences = route_sentences
         self.use_encoder = use_encoder

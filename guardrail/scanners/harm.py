@@ -152,10 +152,11 @@ class HarmConfig(ScannerConfig):
         "diluted in 400 characters). Out of source: XSTest blocked 3.8% at 0.25 vs 1.1% off, "
         "toxic F1 unchanged; 1.0 = off.")
     route_sentences: bool = Field(
-        True, description="embedded, with cascade: a chunk the static stage settles but one of "
-        "whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their scores), not the whole chunk: the same sentences zoom would read, "
-        "at about a third of the encoder's work. false = the whole chunk goes.")
+        False, description="embedded, with cascade: a chunk the static stage settles but one "
+        "of whose sentences it does not sends only those sentences to the encoder (max of the "
+        "chunk's and their scores), not the whole chunk: ~27% less encoder time on benign LLM "
+        "answers, but sentences scored alone block more ordinary text (test split: Gutenberg "
+        "1.67% vs 0.83%, Aozora 1.84% vs 1.02%; models/harm/MODEL_CARD.md). Off by default.")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")

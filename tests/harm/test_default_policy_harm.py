@@ -101,45 +101,50 @@ async def test_tiered_decisions_equal_the_reference_path(tiered: HarmScanner,
         assert await decision(tiered, str(text)) is await decision(reference, str(text)), text
     assert tiered.backend.cascade and not reference.backend.cascade
     assert tiered.backend.stats["settled"] > 0  # the first stage did settle some chunks
-    assert tiered.backend.stats["routed"] > 0  # and sent some chunks' sentences alone
-    # where they differ, the tiers catch more: a diluted insult the reference path averages
-    # away (its chunk's toxic score is under zoom_from, so it never reads the sentence)
-    assert await decision(tiered, ROUTED_INSULT) is Action.BLOCK
 
 
-# chunks the static gate settles but one or two of whose sentences it does not: only those
-# sentences go to the encoder (route_sentences, the default)
+# chunks the static gate settles but one or two of whose sentences it does not: with
+# route_sentences (off in the shipped policy) only those sentences go to the encoder
 ROUTED_BENIGN = ("Thank you for your question. Most headaches are harmless and pass with rest and "
                  "water. If the pain is sudden and severe, see a doctor at once. Ibuprofen can "
                  "help with mild pain.")
 ROUTED_INSULT = ("Our hotel is near the station. The breakfast is served from seven. You stupid "
                  "idiot, nobody cares about you. Parking is available behind the building.")
+INSULT = "You stupid idiot, nobody cares about you."
 
 
-async def test_a_doubtful_sentence_goes_to_the_encoder_alone(tiered: HarmScanner) -> None:
+@pytest.fixture(scope="module")
+def routed(tiered: HarmScanner) -> HarmScanner:
+    s = HarmScanner(_harm_config(route_sentences=True), None)
+    s.load()
+    return s
+
+
+async def test_a_doubtful_sentence_goes_to_the_encoder_alone(routed: HarmScanner) -> None:
     from guardrail.harm.embedded import EmbeddedBackend
 
-    be = tiered.backend
+    be = routed.backend
     assert isinstance(be, EmbeddedBackend) and be.route_sentences
     before = dict(be.stats)
     [scores] = be.predict([ROUTED_INSULT])
     assert be.stats["routed"] - before["routed"] == 1
     assert be.stats["routed_sentences"] - before["routed_sentences"] == 1
     # the chunk's scores: the max of the gate's and the insult's own encoder scores
-    [alone] = be.heads.stage2(["You stupid idiot, nobody cares about you."],
-                              be._embed(["You stupid idiot, nobody cares about you."]))
+    [alone] = be.heads.stage2([INSULT], be._embed([INSULT]))
     for k, v in alone.items():
         assert scores[k] >= v - 1e-6
-    assert scores["harassment"] == pytest.approx(max(alone["harassment"], 0.0), abs=1e-6)
-    assert await decision(tiered, ROUTED_INSULT) is Action.BLOCK
-    assert await decision(tiered, ROUTED_BENIGN) is Action.ALLOW
+    assert scores["harassment"] == pytest.approx(alone["harassment"], abs=1e-6)
+    # the insult is caught where the whole chunk's encoder score stays under zoom_from
+    assert await decision(routed, ROUTED_INSULT) is Action.BLOCK
+    assert await decision(routed, ROUTED_BENIGN) is Action.ALLOW
 
 
-async def test_without_routing_the_whole_chunk_goes_to_the_encoder(tiered: HarmScanner) -> None:
-    from guardrail.harm.embedded import EmbeddedBackend
-
-    whole = EmbeddedBackend(cascade=True, route_sentences=False, encoder=tiered.backend._encoder,
-                            heads=tiered.backend.heads)
-    whole.load()
-    whole.predict([ROUTED_INSULT, ROUTED_BENIGN])
-    assert whole.stats["routed"] == 0 and whole.stats["settled"] == 0
+async def test_the_shipped_path_sends_the_whole_chunk(tiered: HarmScanner,
+                                                      reference: HarmScanner) -> None:
+    be = tiered.backend
+    assert not be.route_sentences
+    before = dict(be.stats)
+    for text in (ROUTED_INSULT, ROUTED_BENIGN):
+        assert await decision(tiered, text) is await decision(reference, text), text
+    assert be.stats["routed"] == before["routed"]
+    assert be.stats["settled"] == before["settled"]  # both went to the encoder whole
