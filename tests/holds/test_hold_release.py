@@ -127,6 +127,9 @@ def test_a_held_stream_at_any_chunking_releases_nothing_then_the_whole_answer(ho
     assert "sk-abc" not in sent
     assert [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason] == [
         "content_filter"]
+    rec = srv.store.get(inc)  # the incident: the hold, its term, no secret in clear
+    assert rec["action"] == "hold" and rec["stage"] == "stream_window"
+    assert "sk-abcdefghijklmnopqrstuvwx" not in json.dumps(rec)
     assert decide(srv, inc, token_for(srv, "kato", "reviewer"), "release").status_code == 201
     body = fetch(srv, rid).json()
     assert body["object"] == "chat.completion"
@@ -138,11 +141,14 @@ def test_a_held_stream_at_any_chunking_releases_nothing_then_the_whole_answer(ho
 def test_a_held_stream_keeps_its_tool_call_redacted(hold_server, piece):
     srv = hold_server()
     args = json.dumps({"token": "sk-zyxwvutsrqponmlkjihgfedcba", "q": "launch date"})
-    rid, inc, _, chunks = held_stream(srv, fake_piece=piece, fake_tool_args=args)
+    rid, inc, g, chunks = held_stream(srv, fake_piece=piece, fake_tool_args=args)
     for c in chunks:  # no argument of the held call went out either
         for ch in c.choices:
             assert not ch.delta.tool_calls or not any(
                 "zyxw" in (t.function.arguments or "") for t in ch.delta.tool_calls)
+    incidents = [srv.store.get(i) for i in g["incident_ids"]]
+    assert {r["action"] for r in incidents} >= {"hold", "redact"}
+    assert "zyxw" not in json.dumps(incidents)  # the tool call's secret is not stored either
     assert decide(srv, inc, token_for(srv, "kato", "reviewer"), "release").status_code == 201
     msg = fetch(srv, rid).json()["choices"][0]["message"]
     assert "forbidden-codename" in msg["content"] and "sk-abc" not in msg["content"]
