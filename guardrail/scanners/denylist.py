@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 # Most a stream holds for one open match (a pattern such as ``sk-[a-z0-9]{20,}`` can grow without
 # end): past it the match's start is released, as the old fixed window released it at 64.
 MAX_HOLD_CHARS = 4096
+# Wall bound of the second try of a match starved of CPU (DenylistScanner._matches), as a
+# multiple of match_timeout_ms.
+STARVED_RETRY = 10
 
 
 @functools.cache
@@ -165,9 +168,20 @@ class DenylistScanner:
     def _matches(self, norm: str) -> list[regex.Match[str]]:
         assert self._regex is not None
         limit = self.config.match_timeout_ms / 1000
+        cpu = time.thread_time()
         try:
             return list(self._regex.finditer(norm, timeout=limit))
         except TimeoutError:
+            # The regex package's bound is wall-clock. A pattern that backtracks spends it on
+            # this thread's CPU; a loaded machine (other threads holding the GIL, the process
+            # descheduled) spends it waiting. Only the first is the pattern's fault: starved,
+            # the match gets one more try under a longer wall bound, still finite, instead of
+            # failing an ordinary text closed because the machine was busy.
+            if time.thread_time() - cpu < limit / 2:
+                try:
+                    return list(self._regex.finditer(norm, timeout=limit * STARVED_RETRY))
+                except TimeoutError:
+                    pass
             raise ScanTimeoutError(
                 f"denylist patterns found no answer within {self.config.match_timeout_ms:g} ms "
                 f"(match_timeout_ms) on {len(norm)} characters") from None

@@ -202,3 +202,37 @@ def test_pytest_hides_no_resource_or_unraisable_warnings():
               and f.split("::")[1].split(":")[0] in ("ResourceWarning",
                                                      "pytest.PytestUnraisableExceptionWarning")]
     assert hidden == []
+
+
+class _StarvedOnce:
+    """A compiled pattern whose first match runs out of wall-clock time without spending this
+    thread's CPU (the process was descheduled, another thread held the GIL), then matches."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.timeouts: list[float] = []
+
+    def finditer(self, text: str, timeout: float) -> object:
+        self.timeouts.append(timeout)
+        if len(self.timeouts) == 1:
+            raise TimeoutError("regex time out")
+        return self.real.finditer(text, timeout=timeout)  # type: ignore[attr-defined]
+
+
+async def test_a_match_starved_by_a_busy_machine_is_retried_not_failed_closed():
+    """The regex bound is wall-clock; on a loaded machine an ordinary pattern can run out of it
+    without backtracking. Starved (little CPU spent), the match gets one longer try and the
+    redaction happens; CI once blocked an answer this way."""
+    from guardrail.scanners.denylist import STARVED_RETRY
+    policy = Policy.model_validate({"name": "t", "on_scanner_error": "fail_closed", "scanners": [
+        {"type": "denylist", "name": "secrets", "action": "redact",
+         "patterns": ["sk-[a-z0-9]{20,}"], "match_timeout_ms": 20}]})
+    pipe = Pipeline(policy, ScannerCache(runtime=None))
+    [loaded] = pipe.scanners
+    fake = _StarvedOnce(loaded.scanner._regex)
+    loaded.scanner._regex = fake
+    decision = await pipe.run(ScanContext(text="the key is sk-abcdefghijklmnopqrstuvwx.",
+                                          meta=META))
+    assert not decision.failures
+    assert decision.action is Action.REDACT
+    assert fake.timeouts == [0.02, 0.02 * STARVED_RETRY]
