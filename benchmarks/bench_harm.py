@@ -7,7 +7,9 @@ Two workloads, each request a distinct ~2 KB output drawn from the corpus' **tes
 answers in English and Japanese, ``harmful`` = harmful LLM responses. Configurations, each a
 fresh backend (no embedding-cache hits; ``cache_hits`` is reported):
 ``tiered`` = the shipped default (the static stage settles the chunks it is sure of, the rest
-go to the truncated encoder, micro-batched); ``reference_encoder_every_chunk`` = the same heads
+go to the truncated encoder, micro-batched; of a settled chunk with a doubtful sentence only
+that sentence); ``tiered_whole_chunks`` = the same with ``route_sentences: false``;
+``reference_encoder_every_chunk`` = the same heads
 with the cascade off (every chunk through the encoder: the baseline, in the same run);
 ``static_only`` = the policy's ``encoder: false``. ``settled_share`` = share of chunks the
 static stage settled. Writes benchmarks/results/harm_bench.json.
@@ -89,11 +91,11 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 
 
 CONFIGS = [  # name, settings, workloads
-    # the shipped default: tiers (static stage settles what it can; the rest to the encoder)
+    # the shipped default: tiers (static stage settles what it can; the rest to the encoder; a
+    # doubtful sentence of a settled chunk alone, tempered: route_sentences, route_power 4)
     ("tiered", {}, ("benign", "harmful")),
-    # sentence routing (route_sentences: off in the shipped policy): a doubtful sentence of a
-    # settled chunk goes to the encoder alone, not its whole chunk
-    ("tiered_route_sentences", {"route_sentences": True}, ("benign",)),
+    # the same without sentence routing: a settled chunk with a doubtful sentence goes whole
+    ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
     # the reference path in the same run: every chunk through the encoder
     ("reference_encoder_every_chunk", {"cascade": False}, ("benign", "harmful")),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)

@@ -154,7 +154,8 @@ def report_groups(crows: list[CRow]) -> dict[str, list[int]]:
 def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, Any]:
     enc = CachedEncoder(corpus)
     tiered = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                             encoder=enc, route_sentences=cfg.route_sentences)
+                             encoder=enc, route_sentences=cfg.route_sentences,
+                             route_power=cfg.route_power)
     tiered.load()
     ref = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=False, zoom_from=cfg.zoom_from,
                           encoder=enc, heads=tiered.heads)
@@ -162,7 +163,8 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
     # the other routing, side by side: doubtful sentences alone vs their whole chunk
     other = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
                             encoder=enc, heads=tiered.heads,
-                            route_sentences=not cfg.route_sentences)
+                            route_sentences=not cfg.route_sentences,
+                            route_power=cfg.route_power)
     other.load()
     t0 = time.time()
     outs, refs, others, best = [], [], [], []
@@ -285,7 +287,8 @@ def ja_heldout(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, A
 
     enc = CachedEncoder(corpus)
     be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                         encoder=enc, route_sentences=cfg.route_sentences)
+                         encoder=enc, route_sentences=cfg.route_sentences,
+                         route_power=cfg.route_power)
     be.load()
     pos = [r.text for r in jaisi(data_root())]
     neg = [c.row.text for c in test if c.row.lang == "ja" and not c.row.harmful]

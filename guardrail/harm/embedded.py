@@ -20,10 +20,12 @@ Two tiers per text chunk (``models/harm/MODEL_CARD.md``):
    is ``min(p_category, p_any)``.
 
 Sentence zoom re-scores the sentences of a doubtful multi-sentence chunk one by one, so one
-insult inside a long benign chunk is not averaged away. With ``route_sentences`` (off by
-default: it blocks more ordinary text, see the model card), a chunk the static gate settles but
-one of whose sentences it does not sends only those sentences to the encoder, not the whole
-chunk (:meth:`EmbeddedBackend._score_routed`). The heads (``models/harm/heads.npz``) are
+insult inside a long benign chunk is not averaged away. With ``route_sentences`` (on by
+default), a chunk the static gate settles but one of whose sentences it does not sends only
+those sentences to the encoder, not the whole chunk, their scores tempered as
+``p ** route_power`` (a sentence alone scores higher than inside its chunk; the temper is
+calibrated on val so that no ordinary-text source blocks more than on the whole-chunk path;
+:meth:`EmbeddedBackend._score_routed`). The heads (``models/harm/heads.npz``) are
 trained by ``benchmarks/train_harm.py``. Embeddings of recently seen chunks are cached (LRU),
 so overlapping stream windows do not re-embed the same sentences.
 """
@@ -65,9 +67,10 @@ class EmbeddedBackend:
                  zoom_from: float = 0.25, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
                  precision: Literal["auto", "bf16", "fp32"] = "auto",
-                 route_sentences: bool = False) -> None:
+                 route_sentences: bool = True, route_power: float = 4.0) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.route_sentences = route_sentences
+        self.route_power = route_power
         self.use_encoder = use_encoder
         self.precision = precision
         self.cascade = cascade or not use_encoder
@@ -294,15 +297,19 @@ class EmbeddedBackend:
                       results: list[dict[str, float]]) -> None:
         """Chunks the gate settled but not all of whose sentences: the encoder scores those
         sentences alone (a sentence is a quarter of a chunk's tokens) and each category keeps
-        the max of the gate's chunk score and theirs, as zoom would."""
+        the max of the gate's chunk score and theirs, as zoom would. A sentence alone scores
+        higher than inside its chunk (which zoom reads only when the chunk itself is doubtful),
+        so its scores are tempered first: ``p ** route_power`` (calibrated on val)."""
         heads = self.heads
         assert heads is not None
         parts = [x for _, _, sents in routed for x in sents]
         scored = iter(heads.stage2(parts, self._embed(parts)))
+        g = self.route_power
         for i, base, sents in routed:
             r = dict(base)
             for _ in sents:
                 for k, v in next(scored).items():
+                    v = v ** g
                     if v > r.get(k, 0.0):
                         r[k] = v
             results[i] = r
@@ -360,6 +367,8 @@ class EmbeddedBackend:
             "cascade": self.cascade,
             "stages": "static + encoder" if self.use_encoder else "static only",
             "zoom_from": self.zoom_from,
+            "route_sentences": self.route_sentences,
+            "route_power": self.route_power if self.route_sentences else None,
             "gate": h.gate if h else None,
             "static_tokens": len(h.static.token_ids) if h else None,
             "trained": h.meta.get("trained") if h else None,

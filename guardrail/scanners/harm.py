@@ -152,11 +152,19 @@ class HarmConfig(ScannerConfig):
         "diluted in 400 characters). Out of source: XSTest blocked 3.8% at 0.25 vs 1.1% off, "
         "toxic F1 unchanged; 1.0 = off.")
     route_sentences: bool = Field(
-        False, description="embedded, with cascade: a chunk the static stage settles but one "
+        True, description="embedded, with cascade: a chunk the static stage settles but one "
         "of whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their scores), not the whole chunk: ~27% less encoder time on benign LLM "
-        "answers, but sentences scored alone block more ordinary text (test split: Gutenberg "
-        "1.67% vs 0.83%, Aozora 1.84% vs 1.02%; models/harm/MODEL_CARD.md). Off by default.")
+        "chunk's and their tempered scores), not the whole chunk: p50 239 vs 355 ms per 2 KB "
+        "benign answer (benchmarks/results/harm_bench.json). With route_power 4 the benign "
+        "block rates equal the whole-chunk path's on val and test; let-through vs the encoder "
+        "0.45% val, 0.60% test (whole chunks: 0.38%, 0.36%). models/harm/MODEL_CARD.md.")
+    route_power: float = Field(
+        4.0, ge=1.0, le=8.0,
+        description="embedded, with route_sentences: a routed sentence's scores count as "
+        "p ** route_power (a sentence alone scores higher than inside its chunk; at 1 the "
+        "test split blocks Gutenberg 1.67%, Aozora 1.84%); the smallest value on the grid "
+        "whose val benign blocks are no more than the whole-chunk path's "
+        "(benchmarks/calibrate_routing.py, benchmarks/results/harm_routing.json).")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
@@ -274,7 +282,8 @@ class HarmScanner:
             kw = {"label_map": c.label_map or None, "activation": c.activation}
         elif c.backend == "embedded":
             kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder,
-                  "precision": c.precision, "route_sentences": c.route_sentences}
+                  "precision": c.precision, "route_sentences": c.route_sentences,
+                  "route_power": c.route_power}
         else:  # remote
             kw = {"url": c.url, "api_key_env": c.api_key_env, "label_map": c.label_map or None,
                   "connect_timeout_ms": c.connect_timeout_ms,
@@ -313,7 +322,8 @@ class HarmScanner:
         c = self.config
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
-            "cascade", "encoder", "precision", "zoom_from", "route_sentences", "max_batch",
+            "cascade", "encoder", "precision", "zoom_from", "route_sentences", "route_power",
+            "max_batch",
             "max_wait_ms", "max_queue", "reject_when_full", "url", "api_key_env",
             "connect_timeout_ms", "request_timeout_ms", "max_connections", "judge_input",
             "probe", "serving"})

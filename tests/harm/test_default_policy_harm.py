@@ -103,8 +103,8 @@ async def test_tiered_decisions_equal_the_reference_path(tiered: HarmScanner,
     assert tiered.backend.stats["settled"] > 0  # the first stage did settle some chunks
 
 
-# chunks the static gate settles but one or two of whose sentences it does not: with
-# route_sentences (off in the shipped policy) only those sentences go to the encoder
+# chunks the static gate settles but one or two of whose sentences it does not: on the shipped
+# path (route_sentences) only those sentences go to the encoder, their scores tempered
 ROUTED_BENIGN = ("Thank you for your question. Most headaches are harmless and pass with rest and "
                  "water. If the pain is sudden and severe, see a doctor at once. Ibuprofen can "
                  "help with mild pain.")
@@ -114,37 +114,56 @@ INSULT = "You stupid idiot, nobody cares about you."
 
 
 @pytest.fixture(scope="module")
-def routed(tiered: HarmScanner) -> HarmScanner:
-    s = HarmScanner(_harm_config(route_sentences=True), None)
+def whole_chunks(tiered: HarmScanner) -> HarmScanner:
+    s = HarmScanner(_harm_config(route_sentences=False), None)
     s.load()
     return s
 
 
-async def test_a_doubtful_sentence_goes_to_the_encoder_alone(routed: HarmScanner) -> None:
+@pytest.fixture(scope="module")
+def untempered(tiered: HarmScanner) -> HarmScanner:
+    s = HarmScanner(_harm_config(route_power=1.0), None)
+    s.load()
+    return s
+
+
+def test_the_shipped_policy_routes_with_the_calibrated_temper() -> None:
+    cfg = _harm_config()
+    assert cfg.route_sentences and cfg.route_power == 4.0
+    # a policy that leaves them out gets the same (the config's defaults are the shipped ones)
+    bare = HarmConfig(type="harm", backend="embedded")
+    assert bare.route_sentences and bare.route_power == cfg.route_power
+
+
+@pytest.mark.parametrize("power", [4.0, 1.0])
+async def test_a_doubtful_sentence_goes_to_the_encoder_alone_tempered(
+        tiered: HarmScanner, untempered: HarmScanner, power: float) -> None:
     from guardrail.harm.embedded import EmbeddedBackend
 
-    be = routed.backend
-    assert isinstance(be, EmbeddedBackend) and be.route_sentences
+    scanner = tiered if power == 4.0 else untempered
+    be = scanner.backend
+    assert isinstance(be, EmbeddedBackend) and be.route_sentences and be.route_power == power
+    assert be.details()["route_power"] == power
     before = dict(be.stats)
     [scores] = be.predict([ROUTED_INSULT])
     assert be.stats["routed"] - before["routed"] == 1
     assert be.stats["routed_sentences"] - before["routed_sentences"] == 1
-    # the chunk's scores: the max of the gate's and the insult's own encoder scores
+    # the chunk's scores: the max of the gate's and the insult's own tempered encoder scores
     [alone] = be.heads.stage2([INSULT], be._embed([INSULT]))
     for k, v in alone.items():
-        assert scores[k] >= v - 1e-6
-    assert scores["harassment"] == pytest.approx(alone["harassment"], abs=1e-6)
+        assert scores[k] >= v ** power - 1e-6
+    assert scores["harassment"] == pytest.approx(alone["harassment"] ** power, abs=1e-6)
     # the insult is caught where the whole chunk's encoder score stays under zoom_from
-    assert await decision(routed, ROUTED_INSULT) is Action.BLOCK
-    assert await decision(routed, ROUTED_BENIGN) is Action.ALLOW
+    assert await decision(scanner, ROUTED_INSULT) is Action.BLOCK
+    assert await decision(scanner, ROUTED_BENIGN) is Action.ALLOW
 
 
-async def test_the_shipped_path_sends_the_whole_chunk(tiered: HarmScanner,
-                                                      reference: HarmScanner) -> None:
-    be = tiered.backend
-    assert not be.route_sentences
+async def test_the_whole_chunk_path_sends_the_whole_chunk(whole_chunks: HarmScanner,
+                                                          reference: HarmScanner) -> None:
+    be = whole_chunks.backend
+    assert not be.route_sentences and be.details()["route_power"] is None
     before = dict(be.stats)
     for text in (ROUTED_INSULT, ROUTED_BENIGN):
-        assert await decision(tiered, text) is await decision(reference, text), text
+        assert await decision(whole_chunks, text) is await decision(reference, text), text
     assert be.stats["routed"] == before["routed"]
     assert be.stats["settled"] == before["settled"]  # both went to the encoder whole
