@@ -13,7 +13,8 @@ LLM does, so scanning overlaps generation. Writes benchmarks/results/proxy.json.
     python benchmarks/bench_proxy.py [--requests 300] [--seconds 3] [--baseline REV]
 
 ``--baseline REV`` also starts guardrail as it was at git revision REV (a worktree, same
-venv) and measures it side by side, interleaved with the others: ``baseline_*`` targets.
+venv, that revision's shipped policy) and measures it side by side, interleaved with the
+others: ``baseline_*`` targets.
 """
 
 from __future__ import annotations
@@ -199,13 +200,17 @@ def main() -> None:
     texts = tmp / "texts.json"
     texts.write_text(json.dumps(outputs(4000, 0.0, seed=3), ensure_ascii=False),
                      encoding="utf-8")
-    pdir = tmp / "policies"
-    pdir.mkdir()
-    for name, text in POLICIES.items():
-        (pdir / f"{name}.yaml").write_text(text, encoding="utf-8")
-    shipped = (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8")
-    (pdir / "shipped.yaml").write_text(shipped.replace("name: default", "name: shipped", 1),
-                                       encoding="utf-8")
+    def policy_dir(path: Path, tree: Path) -> Path:
+        """The bench policies, and ``tree``'s own shipped policy as ``shipped``."""
+        path.mkdir()
+        for name, text in POLICIES.items():
+            (path / f"{name}.yaml").write_text(text, encoding="utf-8")
+        shipped = (tree / "policies" / "default.yaml").read_text(encoding="utf-8")
+        (path / "shipped.yaml").write_text(shipped.replace("name: default", "name: shipped", 1),
+                                           encoding="utf-8")
+        return path
+
+    pdir = policy_dir(tmp / "policies", ROOT)
     from guardrail.settings import key_id
 
     up_port, gr_port = free_port(), free_port()
@@ -228,10 +233,12 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline],
                        cwd=ROOT, check=True, capture_output=True)
         base_port = free_port()
-        # cwd first on sys.path: that tree's guardrail package, not the installed one
+        # cwd first on sys.path: that tree's guardrail package, not the installed one; that
+        # tree's shipped policy (a newer policy may use settings the older code rejects)
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "guardrail.cli", "serve", "--port", str(base_port)],
             cwd=tree, env={**env, "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp}/base.db",
+                           "GUARDRAIL_POLICY_DIR": str(policy_dir(tmp / "base_policies", tree)),
                            "PYTHONPATH": str(tree)}))
     try:
         wait_up(f"http://127.0.0.1:{up_port}/")
