@@ -107,6 +107,9 @@ def _include_optional(app: FastAPI, module: str) -> None:
             app.include_router(r)
 
 
+TIER_DETAILS = ("cascade", "route_sentences", "route_power")
+
+
 def _announce(state: AppState) -> None:
     s = state.settings
     log.info("guardrail %s: store=%s policies=%s default=%s", __version__,
@@ -115,10 +118,13 @@ def _announce(state: AppState) -> None:
     for name, pipe in state.pipelines.items():
         for sc in pipe.describe():
             details = sc.get("details") or {}
-            log.info("policy %s@%s scanner %s: enforcement=%s backend=%s model=%s version=%s%s%s",
+            # the embedded harm model's tiers: which stages run and how chunks are routed
+            tiers = "".join(f" {k}={details[k]}" for k in TIER_DETAILS
+                            if details.get(k) is not None)
+            log.info("policy %s@%s scanner %s: enforcement=%s backend=%s model=%s version=%s%s%s%s",
                      name, pipe.policy.version, sc["name"], sc.get("enforcement", "enforce"),
                      sc["backend"], sc["model"] or "-", sc["model_version"] or "-",
-                     f" encoder={details['encoder']}" if details.get("encoder") else "",
+                     f" encoder={details['encoder']}" if details.get("encoder") else "", tiers,
                      f" DEGRADED: {sc['degraded']}" if sc.get("degraded") else "")
             if sc.get("degraded"):
                 event(log, logging.WARNING, "scanner_degraded",

@@ -24,13 +24,15 @@ def _state(describe: list[dict]) -> SimpleNamespace:
 def test_announce_names_backend_version_and_encoder(caplog: pytest.LogCaptureFixture) -> None:
     harm = {"name": "harm", "backend": "embedded", "model": "models/harm",
             "model_version": "heads-sha256:0123456789ab",
-            "details": {"encoder": "multilingual-e5-small on torch bf16"}}
+            "details": {"encoder": "multilingual-e5-small on torch bf16", "cascade": True,
+                        "route_sentences": True, "route_power": 4.0, "zoom_from": 0.25}}
     pii = {"name": "pii", "backend": "presidio", "model": None, "model_version": None,
            "details": {}, "degraded": "ner model missing", "enforcement": "monitor"}
     with caplog.at_level(logging.INFO, logger="guardrail"):
         _announce(_state([harm, pii]))  # type: ignore[arg-type]
     text = caplog.text
     assert ("scanner harm: enforcement=enforce backend=embedded model=models/harm "
-            "version=heads-sha256:0123456789ab encoder=multilingual-e5-small on torch bf16") in text
+            "version=heads-sha256:0123456789ab encoder=multilingual-e5-small on torch bf16 "
+            "cascade=True route_sentences=True route_power=4.0\n") in text
     assert ("scanner pii: enforcement=monitor backend=presidio model=- version=- DEGRADED: ner "
             "model missing") in text
