@@ -70,7 +70,7 @@ def main() -> None:
                 + be.stats["routed_sentences"] - be.stats["routed"],
                 "stats": dict(be.stats)}
 
-    whole_be = backend(cascade=True)
+    whole_be = backend(cascade=True, route_sentences=False)
     whole = summary(run(whole_be), whole_be)
     print("whole chunks", whole, file=sys.stderr)
     grid: dict[str, Any] = {}

@@ -154,10 +154,11 @@ class HarmConfig(ScannerConfig):
     route_sentences: bool = Field(
         True, description="embedded, with cascade: a chunk the static stage settles but one "
         "of whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their tempered scores), not the whole chunk: p50 239 vs 355 ms per 2 KB "
-        "benign answer (benchmarks/results/harm_bench.json). With route_power 4 the benign "
-        "block rates equal the whole-chunk path's on val and test; let-through vs the encoder "
-        "0.45% val, 0.60% test (whole chunks: 0.38%, 0.36%). models/harm/MODEL_CARD.md.")
+        "chunk's and their tempered scores), not the whole chunk: p50 305 vs 396 ms per 2 KB "
+        "benign answer at c=1, 1.7 vs 3.9 s at c=8 (benchmarks/results/harm_bench.json). "
+        "With route_power 4 the benign block rates equal the whole-chunk path's on val and "
+        "test; let-through vs the encoder 0.45% val, 0.60% test (whole chunks: 0.38%, 0.36%). "
+        "models/harm/MODEL_CARD.md.")
     route_power: float = Field(
         4.0, ge=1.0, le=8.0,
         description="embedded, with route_sentences: a routed sentence's scores count as "
