@@ -15,7 +15,13 @@ scores) is chosen here, on **val** only: the smallest value of ``GRID`` at which
 * lets through no more of the reference path's interventions (every chunk through the encoder)
   than ``max(LET_THROUGH, the whole-chunk path's share)``.
 
-Writes ``benchmarks/results/harm_routing.json`` (every value of the grid, the choice).
+Then, at that power, ``route_escalate`` (a routed chunk one of whose sentences scores at
+least this untempered is read whole, as on the whole-chunk path): the largest value of
+``ESCALATE_GRID`` at which the routed path lets through no more of the reference's
+interventions than the whole-chunk path does, with the same benign limit (routing is a cost
+saving; it should not cost recall). ``None`` where no escalation is needed.
+
+Writes ``benchmarks/results/harm_routing.json`` (every value of both grids, the choices).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from train_harm import Corpus  # noqa: E402
 from guardrail.harm.embedded import DEFAULT_MODEL_DIR, HEADS_FILE, EmbeddedBackend, Heads  # noqa: E402
 
 GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
+ESCALATE_GRID = (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 
 
 def main() -> None:
@@ -67,7 +74,7 @@ def main() -> None:
                                      / max(len(caught), 1), 4),
                 "differing_from_reference": sum(a != b for a, b in zip(got, ref, strict=True)),
                 "encoder_texts": be.stats["chunks"] - be.stats["settled"]
-                + be.stats["routed_sentences"] - be.stats["routed"],
+                + be.stats["routed_sentences"] - be.stats["routed"] + be.stats["escalated"],
                 "stats": dict(be.stats)}
 
     whole_be = backend(cascade=True, route_sentences=False)
@@ -85,14 +92,31 @@ def main() -> None:
         print(g, s, file=sys.stderr)
         if chosen is None and s["ok_benign"] and s["ok_let_through"]:
             chosen = g
+    power = chosen if chosen is not None else GRID[-1]
+    esc_grid: dict[str, Any] = {}
+    escalate = None
+    if grid[str(power)]["let_through"] > whole["let_through"]:
+        for e in ESCALATE_GRID:
+            be = backend(cascade=True, route_sentences=True, route_power=power,
+                         route_escalate=e)
+            s = summary(run(be), be)
+            s["ok_benign"] = all(s["blocked"][k] <= whole["blocked"][k] for k in groups)
+            s["ok_let_through"] = s["let_through"] <= whole["let_through"]
+            esc_grid[str(e)] = s
+            print("escalate", e, s, file=sys.stderr)
+            if s["ok_benign"] and s["ok_let_through"]:
+                escalate = e
+                break
+        enc.save()
     res = {"split": "val", "rows": len(val), "reference_interventions": len(caught),
            "benign_rows": {k: len(v) for k, v in sorted(groups.items())},
            "whole_chunks": whole, "route_power": grid, "chosen": chosen,
+           "route_escalate": esc_grid, "chosen_escalate": escalate,
            "seconds": round(time.time() - t0, 1)}
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "harm_routing.json"
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    print("chosen route_power", chosen, "wrote", out)
+    print("chosen route_power", chosen, "route_escalate", escalate, "wrote", out)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
     enc = CachedEncoder(corpus)
     tiered = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
                              encoder=enc, route_sentences=cfg.route_sentences,
-                             route_power=cfg.route_power)
+                             route_power=cfg.route_power, route_escalate=cfg.route_escalate)
     tiered.load()
     ref = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=False, zoom_from=cfg.zoom_from,
                           encoder=enc, heads=tiered.heads)
@@ -164,7 +164,7 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
     other = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
                             encoder=enc, heads=tiered.heads,
                             route_sentences=not cfg.route_sentences,
-                            route_power=cfg.route_power)
+                            route_power=cfg.route_power, route_escalate=cfg.route_escalate)
     other.load()
     t0 = time.time()
     outs, refs, others, best = [], [], [], []
@@ -197,7 +197,9 @@ def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str,
     def path_summary(got: list[tuple[str, set[str]]], be: EmbeddedBackend) -> dict[str, Any]:
         blocked = {g: round(float(np.mean([got[i][0] == "block" for i in idx])), 4)
                    for g, idx in sorted(groups.items())}
-        return {"route_sentences": be.route_sentences, "benign_blocked": blocked,
+        return {"route_sentences": be.route_sentences,
+                "route_escalate": be.route_escalate if be.route_sentences else None,
+                "benign_blocked": blocked,
                 "benign_worst_blocked": max(v for g, v in blocked.items()
                                             if not g.startswith("jbb")),
                 "decisions_differing_from_reference": sum(
@@ -288,7 +290,7 @@ def ja_heldout(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, A
     enc = CachedEncoder(corpus)
     be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
                          encoder=enc, route_sentences=cfg.route_sentences,
-                         route_power=cfg.route_power)
+                         route_power=cfg.route_power, route_escalate=cfg.route_escalate)
     be.load()
     pos = [r.text for r in jaisi(data_root())]
     neg = [c.row.text for c in test if c.row.lang == "ja" and not c.row.harmful]

@@ -117,3 +117,19 @@ def make_server(
         engine.dispose()
         close_dropped_pools(engine)  # what cut_store dropped while a connection was in use
     schemas.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``GUARDRAIL_TEST_STORE=postgres`` (the second pass in ``.ci/run``) runs only the tests
+    whose behaviour it changes: those that start a server with ``make_server`` (directly or
+    through another fixture). Every other test ran in the first pass exactly as it would here
+    (the tests that need PostgreSQL or Redis themselves open them in both passes)."""
+    from tests.services import store_kind
+
+    if store_kind() != "postgres":
+        return
+    keep = [it for it in items if "make_server" in getattr(it, "fixturenames", ())]
+    dropped = [it for it in items if "make_server" not in getattr(it, "fixturenames", ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

@@ -67,10 +67,12 @@ class EmbeddedBackend:
                  zoom_from: float = 0.25, cache_size: int = 4096, encoder: Any = None,
                  heads: Heads | None = None, use_encoder: bool = True,
                  precision: Literal["auto", "bf16", "fp32"] = "auto",
-                 route_sentences: bool = True, route_power: float = 4.0) -> None:
+                 route_sentences: bool = True, route_power: float = 4.0,
+                 route_escalate: float | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.route_sentences = route_sentences
         self.route_power = route_power
+        self.route_escalate = route_escalate
         self.use_encoder = use_encoder
         self.precision = precision
         self.cascade = cascade or not use_encoder
@@ -82,7 +84,7 @@ class EmbeddedBackend:
         self.version = ""
         self.encoder_name = "(not loaded)"
         self.stats = {"chunks": 0, "settled": 0, "cache_hits": 0, "zoomed": 0, "routed": 0,
-                      "routed_sentences": 0}
+                      "routed_sentences": 0, "escalated": 0}
         # chunk text -> (the gate's scores, the sentences it could not settle): chunks the
         # gate settled but one of whose sentences it did not; only those sentences are
         # embedded (route_sentences), not the whole chunk. Filled by prefilter (event loop),
@@ -284,37 +286,52 @@ class EmbeddedBackend:
             if routed:
                 taken = {i for i, _, _ in routed}
                 deep = [i for i in deep if i not in taken]
+        if routed:
+            deep += self._score_routed(routed, results)  # type: ignore[arg-type]
         if deep:
             dt = [texts[i] for i in deep]
             for i, r in zip(deep, heads.stage2(dt, self._embed(dt)), strict=True):
                 results[i] = r
             self._zoom(texts, deep, results)  # type: ignore[arg-type]
-        if routed:
-            self._score_routed(routed, results)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
     def _score_routed(self, routed: list[tuple[int, dict[str, float], list[str]]],
-                      results: list[dict[str, float]]) -> None:
+                      results: list[dict[str, float]]) -> list[int]:
         """Chunks the gate settled but not all of whose sentences: the encoder scores those
         sentences alone (a sentence is a quarter of a chunk's tokens) and each category keeps
         the max of the gate's chunk score and theirs, as zoom would. A sentence alone scores
         higher than inside its chunk (which zoom reads only when the chunk itself is doubtful),
-        so its scores are tempered first: ``p ** route_power`` (calibrated on val)."""
+        so its scores are tempered first: ``p ** route_power`` (calibrated on val).
+
+        With ``route_escalate``, a chunk one of whose routed sentences scores at least that
+        much untempered (any category) is *escalated*: returned, so that the caller reads the
+        whole chunk as the whole-chunk path would (the encoder on the chunk, then zoom, whose
+        sentences are already in the embedding cache). Some chunks are harmful only when read
+        whole; this keeps routing from letting them through (threshold calibrated on val)."""
         heads = self.heads
         assert heads is not None
         parts = [x for _, _, sents in routed for x in sents]
         scored = iter(heads.stage2(parts, self._embed(parts)))
         g = self.route_power
+        esc = self.route_escalate
+        escalated: list[int] = []
         for i, base, sents in routed:
             r = dict(base)
+            top = 0.0
             for _ in sents:
                 for k, v in next(scored).items():
+                    top = max(top, v)
                     v = v ** g
                     if v > r.get(k, 0.0):
                         r[k] = v
-            results[i] = r
+            if esc is not None and top >= esc:
+                escalated.append(i)
+            else:
+                results[i] = r
         self.stats["routed"] += len(routed)
         self.stats["routed_sentences"] += len(parts)
+        self.stats["escalated"] += len(escalated)
+        return escalated
 
     def predict_deep(self, texts: list[str]) -> list[dict[str, float]]:
         """Encoder scores for chunks stage 1 did not settle (the batcher's model function)."""
@@ -369,6 +386,7 @@ class EmbeddedBackend:
             "zoom_from": self.zoom_from,
             "route_sentences": self.route_sentences,
             "route_power": self.route_power if self.route_sentences else None,
+            "route_escalate": self.route_escalate if self.route_sentences else None,
             "gate": h.gate if h else None,
             "static_tokens": len(h.static.token_ids) if h else None,
             "trained": h.meta.get("trained") if h else None,

@@ -166,6 +166,14 @@ class HarmConfig(ScannerConfig):
         "test split blocks Gutenberg 1.67%, Aozora 1.84%); the smallest value on the grid "
         "whose val benign blocks are no more than the whole-chunk path's "
         "(benchmarks/calibrate_routing.py, benchmarks/results/harm_routing.json).")
+    route_escalate: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="embedded, with route_sentences: a routed chunk one of whose sentences "
+        "scores at least this (untempered, any category) is read whole by the encoder as on "
+        "the whole-chunk path (some chunks are harmful only read whole); null = never. "
+        "benchmarks/calibrate_routing.py on val: only 0.2 brings let-through vs the encoder "
+        "alone down to the whole-chunk path's (0.38% vs 0.45%, one row of 1,560) at 367 "
+        "extra chunk reads; not shipped (null).")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
@@ -284,7 +292,7 @@ class HarmScanner:
         elif c.backend == "embedded":
             kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder,
                   "precision": c.precision, "route_sentences": c.route_sentences,
-                  "route_power": c.route_power}
+                  "route_power": c.route_power, "route_escalate": c.route_escalate}
         else:  # remote
             kw = {"url": c.url, "api_key_env": c.api_key_env, "label_map": c.label_map or None,
                   "connect_timeout_ms": c.connect_timeout_ms,
@@ -324,6 +332,7 @@ class HarmScanner:
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
             "cascade", "encoder", "precision", "zoom_from", "route_sentences", "route_power",
+            "route_escalate",
             "max_batch",
             "max_wait_ms", "max_queue", "reject_when_full", "url", "api_key_env",
             "connect_timeout_ms", "request_timeout_ms", "max_connections", "judge_input",

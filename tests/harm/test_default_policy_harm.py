@@ -167,3 +167,35 @@ async def test_the_whole_chunk_path_sends_the_whole_chunk(whole_chunks: HarmScan
         assert await decision(whole_chunks, text) is await decision(reference, text), text
     assert be.stats["routed"] == before["routed"]
     assert be.stats["settled"] == before["settled"]  # both went to the encoder whole
+
+
+def test_escalation_reads_a_doubtful_routed_chunk_whole(whole_chunks: HarmScanner) -> None:
+    """route_escalate: a routed chunk whose sentence scores at least the threshold
+    (untempered) is read whole as on the whole-chunk path; below it, it keeps the routed
+    (tempered) scores. The same chunk, thresholds either side of its sentence's score."""
+    from guardrail.harm.embedded import EmbeddedBackend
+
+    [want] = whole_chunks.backend.predict([ROUTED_INSULT])
+    s = HarmScanner(_harm_config(route_escalate=0.5), None)
+    s.load()
+    be = s.backend
+    assert isinstance(be, EmbeddedBackend) and be.details()["route_escalate"] == 0.5
+    [alone] = be.heads.stage2([INSULT], be._embed([INSULT]))
+    top = max(alone.values())
+    assert 0.0 < top < 1.0
+
+    def run(escalate: float | None) -> tuple[dict[str, float], int, int]:
+        be.route_escalate = escalate
+        before = dict(be.stats)
+        [got] = be.predict([ROUTED_INSULT])
+        return (got, be.stats["routed"] - before["routed"],
+                be.stats["escalated"] - before["escalated"])
+
+    routed, n, esc = run(None)
+    assert (n, esc) == (1, 0)
+    got, n, esc = run(min(1.0, top + 1e-3))
+    assert (n, esc) == (1, 0) and got == pytest.approx(routed)
+    got, n, esc = run(max(0.0, top - 1e-3))
+    assert (n, esc) == (1, 1)
+    assert got == pytest.approx(want)  # the whole-chunk path's scores (chunk, then zoom)
+    assert got != pytest.approx(routed)
