@@ -115,6 +115,7 @@ class CorpusRegistry:
         self.index = index
         self._session = session_factory(engine)
         self._meta_cache: dict[int, dict[str, Any]] = {}
+        self._meta_epoch = 0  # moves on every invalidation (see work_meta)
         self._sync_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ corpora
@@ -148,7 +149,7 @@ class CorpusRegistry:
             s.flush()
             out = corpus_dict(c)
             gen = bump_generation(s)  # other nodes drop their cached metadata
-        self._meta_cache.clear()
+        self._invalidate_meta()
         self._advanced(gen)
         return out
 
@@ -186,7 +187,7 @@ class CorpusRegistry:
         with self.index.node_lock():
             self.index.remove_works(ids)
             self._advanced(gen)
-        self._meta_cache.clear()
+        self._invalidate_meta()
         return len(ids)
 
     # -------------------------------------------------------------------- works
@@ -272,20 +273,41 @@ class CorpusRegistry:
         with self.index.node_lock():
             self.index.remove_works([work_id])
             self._advanced(gen)
-        self._meta_cache.pop(work_id, None)
+        self._invalidate_meta(work_id)
+
+    def _invalidate_meta(self, work_id: int | None = None) -> None:
+        """Drop cached evidence fields (one work's, or all) after a change."""
+        self._meta_epoch += 1
+        if work_id is None:
+            self._meta_cache.clear()
+        else:
+            self._meta_cache.pop(work_id, None)
 
     def work_meta(self, work_ids: list[int]) -> dict[int, dict[str, Any]]:
-        """Evidence fields for works (cached; the cache is cleared on metadata changes)."""
-        missing = [w for w in work_ids if w not in self._meta_cache]
+        """Evidence fields for works (cached; the cache is cleared on metadata changes).
+
+        The answer is built from what this call read, never re-read from the cache: a sync
+        thread may clear the cache at any moment (a scan once lost its findings that way).
+        A row read before an invalidation is returned but not cached, so a cleared cache is
+        never refilled with metadata older than the change that cleared it."""
+        out: dict[int, dict[str, Any]] = {}
+        for w in work_ids:
+            hit = self._meta_cache.get(w)
+            if hit is not None:
+                out[w] = hit
+        missing = [w for w in work_ids if w not in out]
         if missing:
+            epoch = self._meta_epoch
             with self._session() as s:
                 rows = s.execute(
                     select(WorkRow, CorpusRow).join(CorpusRow, WorkRow.corpus_id == CorpusRow.id)
                     .where(WorkRow.id.in_(missing))
                 ).all()
-                for w, c in rows:
-                    self._meta_cache[w.id] = work_dict(w, c)
-        return {w: self._meta_cache[w] for w in work_ids if w in self._meta_cache}
+                fresh = {int(w.id): work_dict(w, c) for w, c in rows}
+            out.update(fresh)
+            if epoch == self._meta_epoch:
+                self._meta_cache.update(fresh)
+        return {w: out[w] for w in work_ids if w in out}
 
     # -------------------------------------------------------------------- index
     def sync_index(self) -> dict[str, int]:
@@ -313,7 +335,7 @@ class CorpusRegistry:
             log.warning("corpus index at %s was built from another database: rebuilding it",
                         self.index.directory)
             self.index.clear()
-        self._meta_cache.clear()  # corpus metadata may have changed too
+        self._invalidate_meta()  # corpus metadata may have changed too
         with self._session() as s:
             db_ids = set(s.scalars(select(WorkRow.id)))
         have = self.index.work_ids()

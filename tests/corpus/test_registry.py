@@ -50,6 +50,34 @@ def test_update_and_delete(registry) -> None:
     assert registry.index.work_ids() == set() and registry.list_corpora() == []
 
 
+def test_work_meta_survives_a_concurrent_invalidation(registry) -> None:
+    """A sync thread clears the metadata cache while a scan is reading it (CI once lost an IP
+    finding this way): the scan still gets the rows it read, and they are not cached over
+    the invalidation."""
+    from contextlib import contextmanager
+
+    registry.upsert_corpus("books", "Press", "CC-BY-4.0")
+    ids = registry.add_works("books", [WorkInput("a", en_text(5, 200)),
+                                       WorkInput("b", en_text(6, 200))]).added
+    real = registry._session
+
+    @contextmanager
+    def racing_session():
+        with real() as s:
+            yield s
+        registry._invalidate_meta()  # what _sync_index does, at the worst moment
+
+    registry._session = racing_session
+    try:
+        meta = registry.work_meta(ids)
+    finally:
+        registry._session = real
+    assert [meta[i]["title"] for i in ids] == ["a", "b"]
+    assert registry._meta_cache == {}  # read before the invalidation: not cached
+    assert registry.work_meta(ids)[ids[0]]["title"] == "a"
+    assert set(registry._meta_cache) == set(ids)  # cached once nothing moved meanwhile
+
+
 def test_sync_rebuilds_lost_index(registry) -> None:
     registry.upsert_corpus("c", "R", "L")
     text = en_text(4, 500)
