@@ -116,6 +116,7 @@ class CorpusRegistry:
         self._session = session_factory(engine)
         self._meta_cache: dict[int, dict[str, Any]] = {}
         self._meta_epoch = 0  # moves on every invalidation (see work_meta)
+        self._meta_lock = threading.Lock()  # orders an invalidation and a refill
         self._sync_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ corpora
@@ -277,11 +278,12 @@ class CorpusRegistry:
 
     def _invalidate_meta(self, work_id: int | None = None) -> None:
         """Drop cached evidence fields (one work's, or all) after a change."""
-        self._meta_epoch += 1
-        if work_id is None:
-            self._meta_cache.clear()
-        else:
-            self._meta_cache.pop(work_id, None)
+        with self._meta_lock:
+            self._meta_epoch += 1
+            if work_id is None:
+                self._meta_cache.clear()
+            else:
+                self._meta_cache.pop(work_id, None)
 
     def work_meta(self, work_ids: list[int]) -> dict[int, dict[str, Any]]:
         """Evidence fields for works (cached; the cache is cleared on metadata changes).
@@ -305,8 +307,9 @@ class CorpusRegistry:
                 ).all()
                 fresh = {int(w.id): work_dict(w, c) for w, c in rows}
             out.update(fresh)
-            if epoch == self._meta_epoch:
-                self._meta_cache.update(fresh)
+            with self._meta_lock:
+                if epoch == self._meta_epoch:
+                    self._meta_cache.update(fresh)
         return {w: out[w] for w in work_ids if w in out}
 
     # -------------------------------------------------------------------- index
