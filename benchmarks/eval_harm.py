@@ -318,12 +318,18 @@ def main() -> None:
     ap.add_argument("--loso-no-ordinary", action="store_true",
                     help="leave out the folds that hold out each ordinary-text source")
     ap.add_argument("--out", default=str(RESULTS / "harm_eval.json"))
+    ap.add_argument("--route-escalate", type=float, default=None,
+                    help="report the test split with this route_escalate instead of the "
+                         "policy's (a variant decided on val; write it to another --out)")
     args = ap.parse_args()
     cfg = policy_harm_config()
+    if args.route_escalate is not None:
+        cfg = cfg.model_copy(update={"route_escalate": args.route_escalate})
     heads = Heads.load(DEFAULT_MODEL_DIR / HEADS_FILE)
     corpus = Corpus(token_layer=heads.meta.get("token_layer", 8))
     test = [c for c in corpus.crows if c.split == "test"]
-    res: dict[str, Any] = {"policy": str(POLICY), "heads_meta": {
+    res: dict[str, Any] = {"policy": str(POLICY), "route_escalate": cfg.route_escalate,
+                           "heads_meta": {
         k: heads.meta.get(k) for k in ("trained", "rows", "encoder", "token_layer")},
         "layers": list(heads.layers), "cached_layers": list(CHUNK_LAYERS)}
     res["test_split"] = shipped_test(corpus, cfg, test)

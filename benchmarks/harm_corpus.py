@@ -1,6 +1,12 @@
 """Embed every chunk of the harm training/evaluation corpus once (issue 11's tiered model).
 
-    .venv/bin/python benchmarks/harm_corpus.py        # ~10-20 min on 2 cores, cached in /tmp
+    .venv/bin/python benchmarks/harm_corpus.py        # ~60-90 min on 2 cores, cached in /tmp
+    .venv/bin/python benchmarks/harm_corpus.py --splits test   # only what eval_harm's test
+                                                               # numbers read (~15 min)
+
+The cache is written every ``--checkpoint`` seconds and at the end; a run that is stopped
+resumes where its last checkpoint left off (chunk features and token sums are saved together,
+so they always describe the same chunks). Splits are embedded in the order given.
 
 For every row of every source (labelled harm data, the newer labelled sources and the ordinary
 text of ``guardrail.harm.ordinary``), its first three 400-character chunks are run through
@@ -68,7 +74,22 @@ def key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
 
 
-def embed_corpus(crows: list[CRow], batch_tokens: int = 6144) -> None:
+def _save(feats_path: Path, tok_path: Path, done: dict[str, np.ndarray],
+          tsum: dict[int, Any], tcount: Any) -> None:
+    """Both files, each written to a temporary name first and then renamed. The token sums
+    record how many chunks they cover (``n_chunks``); a run killed between the two renames
+    leaves files that disagree, and the next run starts over rather than count twice."""
+    tmp_f, tmp_t = feats_path.with_suffix(".tmp.npz"), tok_path.with_suffix(".tmp.npz")
+    np.savez(tmp_f, keys=np.array(list(done)), vecs=np.stack(list(done.values())))
+    np.savez(tmp_t, count=tcount.numpy(), n_chunks=np.array(len(done)),
+             **{f"sum{k}": tsum[k].numpy().astype(np.float32) for k in TOKEN_LAYERS})
+    tmp_t.replace(tok_path)
+    tmp_f.replace(feats_path)
+
+
+def embed_corpus(crows: list[CRow], batch_tokens: int = 6144,
+                 splits: tuple[str, ...] = ("test", "val", "train"),
+                 checkpoint_s: float = 300.0) -> None:
     import torch
 
     from guardrail.harm.e5 import E5Torch
@@ -80,19 +101,30 @@ def embed_corpus(crows: list[CRow], batch_tokens: int = 6144) -> None:
         z = np.load(feats_path)
         done = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
     train_texts = {c for cr in crows if cr.split == "train" for c in cr.chunks}
-    todo = sorted({c for cr in crows for c in cr.chunks if key(c) not in done}, key=len)
     tok_path = CACHE / "tokens.npz"
     model = E5Torch(precision="auto")
     V, H = model.header.VOC, model.header.H
+    tsum = {L: torch.zeros(V, H) for L in TOKEN_LAYERS}
+    tcount = torch.zeros(V, dtype=torch.float64)
     if tok_path.exists():
         z = np.load(tok_path)
-        tsum = {L: torch.from_numpy(z[f"sum{L}"].astype(np.float32)) for L in TOKEN_LAYERS}
-        tcount = torch.from_numpy(z["count"].astype(np.float64))
+        if "n_chunks" in z and int(z["n_chunks"]) == len(done):
+            tsum = {L: torch.from_numpy(z[f"sum{L}"].astype(np.float32)) for L in TOKEN_LAYERS}
+            tcount = torch.from_numpy(z["count"].astype(np.float64))
+        else:
+            done = {}
     else:
-        tsum = {L: torch.zeros(V, H) for L in TOKEN_LAYERS}
-        tcount = torch.zeros(V, dtype=torch.float64)
+        done = {}
+    if not done and feats_path.exists():
+        print("cache files disagree (a save was interrupted): starting over", file=sys.stderr)
+    todo: list[str] = []
+    for sp in splits:
+        seen = set(todo)
+        todo += sorted({c for cr in crows if cr.split == sp for c in cr.chunks
+                        if key(c) not in done and c not in seen}, key=len)
     print(f"{len(todo)} chunks to embed ({len(done)} cached)", file=sys.stderr, flush=True)
     t0, i = time.time(), 0
+    last_save = t0
     tk = model.tokenizer
     while i < len(todo):
         ids_list, texts = [], []
@@ -139,9 +171,11 @@ def embed_corpus(crows: list[CRow], batch_tokens: int = 6144) -> None:
         if (i // 64) % 20 == 0 or i >= len(todo):
             print(f"embedded {i}/{len(todo)} in {time.time() - t0:.0f}s", file=sys.stderr,
                   flush=True)
-    np.savez(feats_path, keys=np.array(list(done)), vecs=np.stack(list(done.values())))
-    np.savez(tok_path, count=tcount.numpy(),
-             **{f"sum{k}": tsum[k].numpy().astype(np.float32) for k in TOKEN_LAYERS})
+        if time.time() - last_save > checkpoint_s and i < len(todo):
+            _save(feats_path, tok_path, done, tsum, tcount)
+            last_save = time.time()
+            print(f"checkpoint: {len(done)} chunks", file=sys.stderr, flush=True)
+    _save(feats_path, tok_path, done, tsum, tcount)
     print("wrote", feats_path, tok_path, file=sys.stderr)
 
 
@@ -207,9 +241,17 @@ def load_chunk_features() -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--splits", default="test,val,train",
+                    help="which splits to embed, in this order (default: all)")
+    ap.add_argument("--checkpoint", type=float, default=300.0,
+                    help="seconds between saves of the cache")
+    args = ap.parse_args()
     crows = corpus_rows()
     from collections import Counter
 
     print(Counter((c.row.source, c.split) for c in crows).most_common(200), file=sys.stderr)
     print(sum(len(c.chunks) for c in crows), "chunks", file=sys.stderr)
-    embed_corpus(crows)
+    embed_corpus(crows, splits=tuple(args.splits.split(",")), checkpoint_s=args.checkpoint)

@@ -9,9 +9,10 @@ before any identifier still growing, harm to the end of the last complete senten
 scanners all but their fixed ``holdback_chars``; never within the policy's
 ``stream.holdback_chars`` of the end, and never inside a pending redaction), so a match that
 starts in held text can still be completed by the next chunk before anything of it leaves.
-Until something has been released, scans come every ``first_release_chars``; then every
-``scan_every_chars``. Events whose text needs no change are re-emitted byte-for-byte;
-redacted ones are rewritten. On block/hold the stream ends with a
+Until something has been released, scans come every ``first_release_chars`` and as soon as a
+sentence ends (the harm scanner releases whole sentences, so that is when the first token can
+go); then every ``scan_every_chars``. Events whose text needs no change are re-emitted
+byte-for-byte; redacted ones are rewritten. On block/hold the stream ends with a
 ``finish_reason: "content_filter"`` chunk, then ``[DONE]``.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -81,6 +83,13 @@ class ChoiceState:
     noticed: bool = False
     finish_reason: str | None = None
     tool_meta: dict[int, dict[str, Any]] = field(default_factory=dict)  # id, type, name
+
+
+# a terminator (and closing quotes) followed by whitespace (after a CJK terminator: by any
+# character, which is when the harm bound treats its sentence as finished), or a newline;
+# searched from a few characters before the last scan, so a terminator that ended the last
+# scan's text counts once the whitespace after it arrives (see StreamGuard._scan_due)
+_SENTENCE_END = re.compile(r"[.!?][\"'”』」)]*\s|[。！？][\"'”』」）)]*[^\"'”』」）)]|\n")
 
 
 def _content_of(payload: dict[str, Any], chat: bool) -> tuple[int | None, str, bool]:
@@ -220,13 +229,20 @@ class StreamGuard:
     def _scan_due(self, st: ChoiceState) -> bool:
         """Scan when text can be released: first once ``first_release_chars`` lie beyond the
         fixed hold-back floor (earlier scans could release nothing), again every
-        ``first_release_chars`` until something is released (so the first token waits for
-        what the scanners need, e.g. the first sentence, not for a whole ``scan_every``), then
-        every ``scan_every``."""
-        if st.scanned == 0:
-            return len(st.text) >= self.floor + self.first_release
+        ``first_release_chars`` or as soon as a sentence ends, until something is released
+        (so the first token waits for what the scanners need, e.g. the first sentence, not for
+        a whole ``scan_every``), then every ``scan_every``."""
         if st.released == 0:
-            return len(st.text) - st.scanned >= self.first_release
+            start = max(st.scanned, self.floor)
+            if len(st.text) - start >= self.first_release:
+                return True
+            # a sentence ended since the last scan: the harm bound (the end of the last
+            # complete sentence) can move now, so the first sentence need not wait for the
+            # next first_release_chars (at an LLM's ~200 chars/s, 32 chars are 160 ms)
+            # (a match must end in the new text: a terminator seen by the last scan does not
+            # trigger again)
+            lo = max(0, start - 4)
+            return any(lo + m.end() > start for m in _SENTENCE_END.finditer(st.text[lo:]))
         return len(st.text) - st.scanned >= self.scan_every
 
     def _collect_tool_args(self, st: ChoiceState, payload: dict[str, Any]) -> None:

@@ -402,3 +402,54 @@ def test_pipeline_takes_the_smallest_bound_over_a_floor() -> None:
     pipe.partition()
     assert pipe.safe_release("t" * 100, 100) == 60  # a failing bound: its fixed window
     assert pipe.safe_release("t" * 3, 3) == 0
+
+
+# -- the first scan comes when the first sentence ends -----------------------------------
+def _late_first_scan_pipeline(first_release: int) -> Pipeline:
+    pipe = make_pipeline([], ScannerCache(fake_runtime()), harm=True)
+    stream_cfg = {**STREAM, "first_release_chars": first_release, "scan_every_chars": 256}
+    pipe.policy = pipe.policy.model_copy(
+        update={"stream": pipe.policy.stream.model_copy(update=stream_cfg)})
+    return pipe
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+@pytest.mark.parametrize(("text", "first_end"), [
+    pytest.param(BENIGN, BENIGN.index(". ") + 2, id="en"),
+    pytest.param("ご依頼の件、承知しました。以下に三つの案をまとめます。どれも費用は同程度です。",
+                 len("ご依頼の件、承知しました。"), id="ja"),
+    pytest.param('He said "Fine." Then he left the room without another word at all. ',
+                 len('He said "Fine." '), id="closing-quote"),
+])
+def test_first_release_comes_when_the_first_sentence_ends(size: int, text: str,
+                                                          first_end: int) -> None:
+    """Until the first release, a scan runs as soon as a sentence ends (the harm bound can
+    move then), not only every ``first_release_chars``: with 200 of them the first sentence
+    still leaves within the chunk that closes it (plus the one that brings the space after an
+    ASCII terminator)."""
+    pipe = _late_first_scan_pipeline(200)
+    got = stream(pipe, text, size)
+    assert got.released == text and got.finish == "stop"
+    assert got.first_at is not None and got.first_at <= first_end + 2 * size
+    assert got.first_at < 200
+
+
+def test_a_sentence_end_triggers_one_scan_not_one_per_chunk(monkeypatch) -> None:
+    """A terminator the last scan already saw does not trigger again: while something else
+    holds the release (here a fake bound of 0), scans come once per new sentence end and every
+    ``first_release_chars``, not on every chunk."""
+    pipe = _late_first_scan_pipeline(200)
+    monkeypatch.setattr(pipe, "safe_release", lambda text, upto, *a, **k: 0)
+    calls = 0
+    real_scan = StreamGuard._scan_and_release
+
+    async def counting(self: StreamGuard, st: Any, final: bool) -> list[bytes]:
+        nonlocal calls
+        calls += 0 if final else 1
+        return await real_scan(self, st, final)
+
+    monkeypatch.setattr(StreamGuard, "_scan_and_release", counting)
+    text = "One. Two. Three. " + "x" * 150
+    got = stream(pipe, text, 1)
+    assert got.first_at is None  # nothing released before the end (the bound holds it all)
+    assert calls == 3  # "One. ", "Two. ", "Three. ": one scan each
