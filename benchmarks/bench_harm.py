@@ -5,14 +5,19 @@
 Two workloads, each request a distinct ~2 KB output drawn from the corpus' **test split**
 (never trained on, so the static stage's settle rate is out of sample): ``benign`` = LLM
 answers in English and Japanese, ``harmful`` = harmful LLM responses. Configurations, each a
-fresh backend (no embedding-cache hits; ``cache_hits`` is reported):
+fresh backend (an empty embedding cache):
 ``tiered`` = the shipped default (the static stage settles the chunks it is sure of, the rest
 go to the truncated encoder, micro-batched; of a settled chunk with a doubtful sentence only
 that sentence); ``tiered_whole_chunks`` = the same with ``route_sentences: false``;
+``tiered_escalate_0.2`` = routed, with ``route_escalate: 0.2`` (a routed chunk with a sentence
+scoring >= 0.2 is read whole);
 ``reference_encoder_every_chunk`` = the same heads
 with the cascade off (every chunk through the encoder: the baseline, in the same run);
 ``static_only`` = the policy's ``encoder: false``. ``settled_share`` = share of chunks the
-static stage settled. Writes benchmarks/results/harm_bench.json.
+static stage settled. Within a configuration no source text is reused until its pool is spent
+(``source_texts_reused``; 0 with the defaults); ``cache_hits`` counts the chunks and sentences
+the backend's embedding cache still answered (identical openings, boilerplate sentences).
+Writes benchmarks/results/harm_bench.json.
 """
 
 from __future__ import annotations
@@ -41,29 +46,45 @@ OUT = Path(__file__).resolve().parent / "results" / "harm_bench.json"
 BENIGN_SOURCES = ("xstest", "en_medquad", "ja_llm_answers", "ja_vicuna_answers", "aegis")
 
 
-def outputs(n: int, mix: float, seed: int = 0) -> list[str]:
+def outputs(n: int, mix: float, seed: int = 0) -> tuple[list[str], int]:
     """``n`` distinct ~2 KB outputs from the corpus' **test split** (never trained on):
     benign = LLM answers (XSTest safe completions, MedQuAD answers, Japanese LLM answers, Aegis
-    safe responses), harmful = JailbreakBench jailbroken responses and DICES unsafe turns."""
+    safe responses), harmful = JailbreakBench jailbroken responses and DICES unsafe turns.
+    No source text is used twice until its pool is spent (each configuration gets its own
+    call, and its own backend, so no embedding-cache entry outlives it); returns the outputs
+    and how many source texts had to be reused."""
     from harm_corpus import corpus_rows
 
     rng = random.Random(seed)
     test = [c.row for c in corpus_rows() if c.split == "test"]
-    benign = [r.text for r in test if not r.harmful and r.kind == "llm_output"
-              and r.source in BENIGN_SOURCES]
-    harmful = [r.text for r in test if r.harmful and r.kind == "llm_output"]
-    rng.shuffle(benign)
-    rng.shuffle(harmful)
+    pools = {
+        False: sorted({r.text for r in test if not r.harmful and r.kind == "llm_output"
+                       and r.source in BENIGN_SOURCES}),
+        True: sorted({r.text for r in test if r.harmful and r.kind == "llm_output"}),
+    }
+    left: dict[bool, list[str]] = {False: [], True: []}
+    reused = 0
+    seen: set[str] = set()
+
+    def draw(harmful: bool) -> str:
+        nonlocal reused
+        if not left[harmful]:
+            left[harmful] = rng.sample(pools[harmful], len(pools[harmful]))
+        t = left[harmful].pop()
+        reused += t in seen
+        seen.add(t)
+        return t
+
     out = []
     for _ in range(n):
-        pool = harmful if rng.random() < mix else benign
+        harmful = rng.random() < mix
         parts, size = [], 0
         while size < 2048:
-            t = pool[rng.randrange(len(pool))]
+            t = draw(harmful)
             parts.append(t)
             size += len(t) + 1
         out.append("\n".join(parts)[:2048])
-    return out
+    return out, reused
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -96,6 +117,9 @@ CONFIGS = [  # name, settings, workloads
     ("tiered", {}, ("benign", "harmful")),
     # the same without sentence routing: a settled chunk with a doubtful sentence goes whole
     ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
+    # routed, but a chunk one of whose sentences scores >= 0.2 untempered is read whole
+    # (route_escalate, calibrated on val: benchmarks/calibrate_routing.py)
+    ("tiered_escalate_0.2", {"route_escalate": 0.2}, ("benign",)),
     # the reference path in the same run: every chunk through the encoder
     ("reference_encoder_every_chunk", {"cascade": False}, ("benign", "harmful")),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)
@@ -104,25 +128,25 @@ CONFIGS = [  # name, settings, workloads
 
 
 async def main_async(args: argparse.Namespace) -> dict:
-    pools = {"benign": outputs(args.requests * 12, 0.0),
-             "harmful": outputs(args.requests * 6, 1.0, seed=1)}
     results: dict = {}
-    used = {"benign": 0, "harmful": 0}
     configs = CONFIGS if args.backend == "embedded" else CONFIGS[:1]
-    for name, kw, loads in configs:
+    for ci, (name, kw, loads) in enumerate(configs):
         cfg = HarmConfig(type="harm", backend=args.backend, model=args.model, **kw)
         sc = HarmScanner(cfg, None)
         sc.load()
         await sc.scan(ScanContext(text="warm up. " * 10,
                                   meta=RequestMeta("w", "/", "b", "v", "s")))
         for load in loads:
+            # harmful: a quarter as many (the pool of harmful test-split answers is ~100 KB)
+            n = args.requests if load == "benign" else max(8, args.requests // 4)
+            texts, reused = outputs(2 * n, 0.0 if load == "benign" else 1.0,
+                                    seed=100 * ci + (load == "harmful"))
             for conc in (1, 8):
-                n = args.requests if load == "benign" else max(16, args.requests // 2)
-                k = used[load] % len(pools[load])
-                used[load] += n
                 stats = getattr(sc.backend, "stats", None)
                 before = dict(stats) if stats else None
-                r = await run(sc, pools[load][k : k + n], conc)
+                part = texts[:n] if conc == 1 else texts[n:]
+                r = await run(sc, part, conc)
+                r["source_texts_reused"] = reused
                 if stats and before:
                     ch = stats["chunks"] - before["chunks"]
                     r["chunks_per_output"] = round(ch / n, 2)

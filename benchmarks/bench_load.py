@@ -140,7 +140,7 @@ def main() -> None:
     from bench_harm import outputs
 
     texts = tmp / "texts.json"
-    texts.write_text(json.dumps(outputs(4000, 0.0, seed=5), ensure_ascii=False),
+    texts.write_text(json.dumps(outputs(4000, 0.0, seed=5)[0], ensure_ascii=False),
                      encoding="utf-8")
     pdir = tmp / "policies"
     pdir.mkdir()

@@ -198,7 +198,7 @@ def main() -> None:
     from bench_harm import outputs
 
     texts = tmp / "texts.json"
-    texts.write_text(json.dumps(outputs(4000, 0.0, seed=3), ensure_ascii=False),
+    texts.write_text(json.dumps(outputs(4000, 0.0, seed=3)[0], ensure_ascii=False),
                      encoding="utf-8")
     def policy_dir(path: Path, tree: Path) -> Path:
         """The bench policies, and ``tree``'s own shipped policy as ``shipped``."""

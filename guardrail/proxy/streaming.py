@@ -222,9 +222,19 @@ class StreamGuard:
         if reason:
             st.finished = True
             return await self._scan_and_release(st, final=True)
-        if self._scan_due(st):
+        if self._scan_due(st) and (st.released > 0 or self._could_release(st)):
             return await self._scan_and_release(st, final=False)
         return []
+
+    def _could_release(self, st: ChoiceState) -> bool:
+        """Would a scan now release anything? The scanners' release bounds depend on the text,
+        not on what a scan finds, so this is known before scanning (microseconds). Before the
+        first release a scan that could release nothing is skipped: it would re-read held
+        text (the harm model on half a sentence) that the next scan reads anyway, and nothing
+        has left that it could stop."""
+        base = max(0, st.released - self.holdback)
+        window = st.text[base:]
+        return base + self.client.pipeline.safe_release(window, len(window)) > st.released
 
     def _scan_due(self, st: ChoiceState) -> bool:
         """Scan when text can be released: first once ``first_release_chars`` lie beyond the

@@ -434,22 +434,57 @@ def test_first_release_comes_when_the_first_sentence_ends(size: int, text: str,
     assert got.first_at < 200
 
 
-def test_a_sentence_end_triggers_one_scan_not_one_per_chunk(monkeypatch) -> None:
-    """A terminator the last scan already saw does not trigger again: while something else
-    holds the release (here a fake bound of 0), scans come once per new sentence end and every
-    ``first_release_chars``, not on every chunk."""
-    pipe = _late_first_scan_pipeline(200)
-    monkeypatch.setattr(pipe, "safe_release", lambda text, upto, *a, **k: 0)
-    calls = 0
+def _count_scans(monkeypatch) -> list[int]:
+    """Characters fed at each non-final scan of the stream window."""
+    at: list[int] = []
     real_scan = StreamGuard._scan_and_release
 
     async def counting(self: StreamGuard, st: Any, final: bool) -> list[bytes]:
-        nonlocal calls
-        calls += 0 if final else 1
+        if not final:
+            at.append(len(st.text))
         return await real_scan(self, st, final)
 
     monkeypatch.setattr(StreamGuard, "_scan_and_release", counting)
-    text = "One. Two. Three. " + "x" * 150
-    got = stream(pipe, text, 1)
-    assert got.first_at is None  # nothing released before the end (the bound holds it all)
-    assert calls == 3  # "One. ", "Two. ", "Three. ": one scan each
+    return at
+
+
+def test_no_scan_before_anything_could_be_released(monkeypatch) -> None:
+    """Before the first release a scan that could release nothing is skipped (the bounds are
+    known before scanning): a 120-character first sentence fed 2 characters at a time is
+    scanned once, when it ends, not every ``first_release_chars`` (8) along the way."""
+    pipe = make_pipeline([{"type": "pii"}], ScannerCache(fake_runtime()), harm=True)
+    first = ("The quarterly report that you asked for covers all three regions and the figures "
+             "for each of the product lines we sell. ")
+    assert len(first) > 100
+    at = _count_scans(monkeypatch)
+    got = stream(pipe, first + "Sales grew. " + BAD + " Bye.", 2)
+    assert got.finish == "content_filter" and got.actions == ["block"]
+    assert got.released == first + "Sales grew. "
+    assert got.first_at is not None and got.first_at <= len(first) + 2
+    assert at[0] >= len(first)  # nothing scanned while the first sentence was being written
+
+
+@pytest.mark.parametrize(("scanned", "fed", "due"), [
+    pytest.param("One.", " T", True, id="space-after-a-seen-terminator"),
+    pytest.param("One. ", "T", False, id="terminator-and-space-already-seen"),
+    pytest.param("One. T", "wo", False, id="no-new-end"),
+    pytest.param("One. Two", ". ", True, id="new-end"),
+    pytest.param("はい", "。次", True, id="cjk-terminator-and-next"),
+    pytest.param("はい。", "次", True, id="next-after-a-seen-cjk-terminator"),
+    pytest.param("はい。次", "の", False, id="cjk-already-seen"),
+    pytest.param("Line one", "\n", True, id="newline"),
+])
+def test_sentence_end_is_due_once(scanned: str, fed: str, due: bool) -> None:
+    """The sentence-end trigger fires for an end the new text completes, not again for one the
+    last scan saw (below ``first_release_chars``, before the first release)."""
+    from guardrail.proxy.streaming import ChoiceState
+    from guardrail.proxy.textbuffer import TextBuffer
+
+    pipe = _late_first_scan_pipeline(200)
+    policy = pipe.policy
+    meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
+                       policy_version=policy.version, system_id="s")
+    g = StreamGuard(fake_state(), Client(key_id=None, policy=policy, pipeline=pipe), meta,  # type: ignore[arg-type]
+                    chat=True)
+    st = ChoiceState(0, text=TextBuffer(scanned + fed), scanned=len(scanned))
+    assert g._scan_due(st) is due
