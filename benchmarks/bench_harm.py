@@ -8,15 +8,16 @@ answers in English and Japanese, ``harmful`` = harmful LLM responses. Configurat
 fresh backend (an empty embedding cache):
 ``tiered`` = the shipped default (the static stage settles the chunks it is sure of, the rest
 go to the truncated encoder, micro-batched; of a settled chunk with a doubtful sentence only
-that sentence); ``tiered_whole_chunks`` = the same with ``route_sentences: false``;
-``tiered_escalate_0.2`` = routed, with ``route_escalate: 0.2`` (a routed chunk with a sentence
-scoring >= 0.2 is read whole);
+that sentence); ``tiered_escalate_0.2`` = the same with ``route_escalate: 0.2`` (the whole
+chunk when such a sentence scores >= 0.2); ``tiered_whole_chunks`` = the same with
+``route_sentences: false``;
 ``reference_encoder_every_chunk`` = the same heads
 with the cascade off (every chunk through the encoder: the baseline, in the same run);
 ``static_only`` = the policy's ``encoder: false``. ``settled_share`` = share of chunks the
-static stage settled. Within a configuration no source text is reused until its pool is spent
-(``source_texts_reused``; 0 with the defaults); ``cache_hits`` counts the chunks and sentences
-the backend's embedding cache still answered (identical openings, boilerplate sentences).
+static stage settled. Every configuration scores the same outputs (paired), and within one no
+source text is reused until its pool is spent (``source_texts_reused``; 0 with the defaults);
+``cache_hits`` counts the chunks and sentences the backend's embedding cache still answered
+(identical openings, boilerplate sentences).
 Writes benchmarks/results/harm_bench.json.
 """
 
@@ -50,9 +51,8 @@ def outputs(n: int, mix: float, seed: int = 0) -> tuple[list[str], int]:
     """``n`` distinct ~2 KB outputs from the corpus' **test split** (never trained on):
     benign = LLM answers (XSTest safe completions, MedQuAD answers, Japanese LLM answers, Aegis
     safe responses), harmful = JailbreakBench jailbroken responses and DICES unsafe turns.
-    No source text is used twice until its pool is spent (each configuration gets its own
-    call, and its own backend, so no embedding-cache entry outlives it); returns the outputs
-    and how many source texts had to be reused."""
+    No source text is used twice until its pool is spent; returns the outputs and how many
+    source texts had to be reused."""
     from harm_corpus import corpus_rows
 
     rng = random.Random(seed)
@@ -115,11 +115,10 @@ CONFIGS = [  # name, settings, workloads
     # the shipped default: tiers (static stage settles what it can; the rest to the encoder; a
     # doubtful sentence of a settled chunk alone, tempered: route_sentences, route_power 4)
     ("tiered", {}, ("benign", "harmful")),
-    # the same without sentence routing: a settled chunk with a doubtful sentence goes whole
-    ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
-    # routed, but a chunk one of whose sentences scores >= 0.2 untempered is read whole
-    # (route_escalate, calibrated on val: benchmarks/calibrate_routing.py)
+    # routed, but a chunk with a routed sentence scoring >= 0.2 is read whole (route_escalate)
     ("tiered_escalate_0.2", {"route_escalate": 0.2}, ("benign",)),
+    # no sentence routing: a settled chunk with a doubtful sentence goes whole
+    ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
     # the reference path in the same run: every chunk through the encoder
     ("reference_encoder_every_chunk", {"cascade": False}, ("benign", "harmful")),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)
@@ -130,7 +129,7 @@ CONFIGS = [  # name, settings, workloads
 async def main_async(args: argparse.Namespace) -> dict:
     results: dict = {}
     configs = CONFIGS if args.backend == "embedded" else CONFIGS[:1]
-    for ci, (name, kw, loads) in enumerate(configs):
+    for name, kw, loads in configs:
         cfg = HarmConfig(type="harm", backend=args.backend, model=args.model, **kw)
         sc = HarmScanner(cfg, None)
         sc.load()
@@ -139,8 +138,9 @@ async def main_async(args: argparse.Namespace) -> dict:
         for load in loads:
             # harmful: a quarter as many (the pool of harmful test-split answers is ~100 KB)
             n = args.requests if load == "benign" else max(8, args.requests // 4)
+            # the same texts for every configuration (paired; each has its own empty cache)
             texts, reused = outputs(2 * n, 0.0 if load == "benign" else 1.0,
-                                    seed=100 * ci + (load == "harmful"))
+                                    seed=int(load == "harmful"))
             for conc in (1, 8):
                 stats = getattr(sc.backend, "stats", None)
                 before = dict(stats) if stats else None

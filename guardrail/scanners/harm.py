@@ -154,11 +154,11 @@ class HarmConfig(ScannerConfig):
     route_sentences: bool = Field(
         True, description="embedded, with cascade: a chunk the static stage settles but one "
         "of whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their tempered scores), not the whole chunk: p50 305 vs 396 ms per 2 KB "
-        "benign answer at c=1, 1.7 vs 3.9 s at c=8 (benchmarks/results/harm_bench.json). "
-        "With route_power 4 the benign block rates equal the whole-chunk path's on val and "
-        "test; let-through vs the encoder 0.45% val, 0.60% test (whole chunks: 0.38%, 0.36%). "
-        "models/harm/MODEL_CARD.md.")
+        "chunk's and their tempered scores), not the whole chunk: p50 211 vs 353 ms per 2 KB "
+        "benign answer at c=1, 1.9 vs 3.7 s at c=8 (one paired run, "
+        "benchmarks/results/harm_bench.json). With route_power 4 the benign block rates equal "
+        "the whole-chunk path's on val and test; let-through vs the encoder 0.45% val, 0.60% "
+        "test (whole chunks: 0.38%, 0.36%). models/harm/MODEL_CARD.md.")
     route_power: float = Field(
         4.0, ge=1.0, le=8.0,
         description="embedded, with route_sentences: a routed sentence's scores count as "
@@ -172,8 +172,10 @@ class HarmConfig(ScannerConfig):
         "scores at least this (untempered, any category) is read whole by the encoder as on "
         "the whole-chunk path (some chunks are harmful only read whole); null = never. "
         "benchmarks/calibrate_routing.py on val: only 0.2 brings let-through vs the encoder "
-        "alone down to the whole-chunk path's (0.38% vs 0.45%, one row of 1,560) at 367 "
-        "extra chunk reads; not shipped (null).")
+        "alone down to the whole-chunk path's (0.38% vs 0.45%); test split 0.36% vs 0.60%. "
+        "Off (null) by default: an escalated chunk takes the whole-chunk scores, so it loses "
+        "the insults routing finds diluted in a benign chunk (tests/harm), and it cost "
+        "-27% to -42% throughput at c=8 (models/harm/MODEL_CARD.md).")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")

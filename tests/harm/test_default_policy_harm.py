@@ -199,3 +199,27 @@ def test_escalation_reads_a_doubtful_routed_chunk_whole(whole_chunks: HarmScanne
     assert (n, esc) == (1, 1)
     assert got == pytest.approx(want)  # the whole-chunk path's scores (chunk, then zoom)
     assert got != pytest.approx(routed)
+
+
+async def test_escalation_would_lose_the_diluted_insult_routing_catches(
+        tiered: HarmScanner, whole_chunks: HarmScanner) -> None:
+    """Why the shipped policy leaves route_escalate off: an escalated chunk takes the
+    whole-chunk path's scores, and read whole the insult is diluted below every threshold, so
+    the chunk that routing blocks (its sentence scored alone) would be let through. (It lowers
+    let-through vs the encoder-only reference on test, 0.60% -> 0.36%, by matching that
+    reference, misses included.)"""
+    from guardrail.harm.embedded import EmbeddedBackend
+
+    assert tiered.config.route_escalate is None
+    assert await decision(tiered, ROUTED_INSULT) is Action.BLOCK
+    s = HarmScanner(_harm_config(route_escalate=0.2), None)
+    s.load()
+    be = s.backend
+    assert isinstance(be, EmbeddedBackend)
+    before = dict(be.stats)
+    [got] = be.predict([ROUTED_INSULT])
+    assert be.stats["escalated"] - before["escalated"] == 1
+    [want] = whole_chunks.backend.predict([ROUTED_INSULT])
+    assert got == pytest.approx(want)
+    assert await decision(s, ROUTED_INSULT) is Action.ALLOW
+    assert await decision(whole_chunks, ROUTED_INSULT) is Action.ALLOW
