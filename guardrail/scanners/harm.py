@@ -154,8 +154,8 @@ class HarmConfig(ScannerConfig):
     route_sentences: bool = Field(
         True, description="embedded, with cascade: a chunk the static stage settles but one "
         "of whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their tempered scores), not the whole chunk: p50 211 vs 353 ms per 2 KB "
-        "benign answer at c=1, 1.9 vs 3.7 s at c=8 (one paired run, "
+        "chunk's and their tempered scores), not the whole chunk: p50 184 vs 340 ms per 2 KB "
+        "benign answer at c=1, 1.9 vs 3.3 s at c=8 (one paired run, "
         "benchmarks/results/harm_bench.json). With route_power 4 the benign block rates equal "
         "the whole-chunk path's on val and test; let-through vs the encoder 0.45% val, 0.60% "
         "test (whole chunks: 0.38%, 0.36%). models/harm/MODEL_CARD.md.")
