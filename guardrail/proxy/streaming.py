@@ -74,6 +74,7 @@ class ChoiceState:
     queue: list[Event] = field(default_factory=list)
     released: int = 0  # offset up to which content has been released
     scanned: int = 0  # offset up to which text has been scanned
+    checked: int = 0  # offset of the last release-bound check that found nothing to release
     safe: int = 0  # offset up to which the last scan allows release
     redactions: list[list[Any]] = field(default_factory=list)  # [start, end, replacement]
     seen: list[tuple[tuple[str, str, str], int, int]] = field(default_factory=list)
@@ -222,8 +223,10 @@ class StreamGuard:
         if reason:
             st.finished = True
             return await self._scan_and_release(st, final=True)
-        if self._scan_due(st) and (st.released > 0 or self._could_release(st)):
-            return await self._scan_and_release(st, final=False)
+        if self._scan_due(st):
+            if st.released > 0 or self._could_release(st):
+                return await self._scan_and_release(st, final=False)
+            st.checked = len(st.text)  # the next check waits for the next due point
         return []
 
     def _could_release(self, st: ChoiceState) -> bool:
@@ -243,7 +246,8 @@ class StreamGuard:
         (so the first token waits for what the scanners need, e.g. the first sentence, not for
         a whole ``scan_every``), then every ``scan_every``."""
         if st.released == 0:
-            start = max(st.scanned, self.floor)
+            # counted from the last scan, or the last bound check that could release nothing
+            start = max(st.scanned, st.checked, self.floor)
             if len(st.text) - start >= self.first_release:
                 return True
             # a sentence ended since the last scan: the harm bound (the end of the last

@@ -464,6 +464,29 @@ def test_no_scan_before_anything_could_be_released(monkeypatch) -> None:
     assert at[0] >= len(first)  # nothing scanned while the first sentence was being written
 
 
+def test_a_held_first_sentence_is_not_rechecked_on_every_chunk(monkeypatch) -> None:
+    """A release-bound check that finds nothing to release counts as the last look: the next
+    comes at the next due point (``first_release_chars`` later, or a sentence end), not on
+    every chunk of a long first sentence (the bounds re-read the whole held window)."""
+    pipe = make_pipeline([{"type": "pii"}], ScannerCache(fake_runtime()), harm=True)
+    first = ("The quarterly report that you asked for covers all three regions and the figures "
+             "for each of the product lines we sell. ")
+    checks = 0
+    real = StreamGuard._could_release
+
+    def counting(self: StreamGuard, st: Any) -> bool:
+        nonlocal checks
+        checks += 1
+        return real(self, st)
+
+    monkeypatch.setattr(StreamGuard, "_could_release", counting)
+    got = stream(pipe, first + "Sales grew. ", 1)
+    assert got.released == first + "Sales grew. "
+    assert got.first_at is not None and got.first_at <= len(first) + 2
+    # one per first_release_chars (8) while the sentence was written, one at its end
+    assert checks <= len(first) // STREAM["first_release_chars"] + 2
+
+
 @pytest.mark.parametrize(("scanned", "fed", "due"), [
     pytest.param("One.", " T", True, id="space-after-a-seen-terminator"),
     pytest.param("One. ", "T", False, id="terminator-and-space-already-seen"),
@@ -488,3 +511,62 @@ def test_sentence_end_is_due_once(scanned: str, fed: str, due: bool) -> None:
                     chat=True)
     st = ChoiceState(0, text=TextBuffer(scanned + fed), scanned=len(scanned))
     assert g._scan_due(st) is due
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_content_then_tool_call_with_the_new_schedule(pii_cache, size: int) -> None:
+    """Harm and PII together, content then a tool call, every chunk size: the first sentence
+    leaves early, the email is redacted in the content and in the tool arguments, and no
+    stored incident holds it (excerpts and evidence)."""
+    from tests.proxy.test_stream_tool_args import received, tool_events
+
+    pipe = make_pipeline([{"type": "pii"}], pii_cache, harm=True)
+    email = "taro.yamada@example.com"
+    content = f"I will look that up now. Your address on file is {email} as before. "
+    args = json.dumps({"email": email, "q": "orders"})
+
+    def ev(delta: dict[str, Any], finish: str | None = None) -> str:
+        return json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1,
+                           "model": "m",
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    events = [ev({"role": "assistant", "content": content[i:i + size]})
+              for i in range(0, len(content), size)]
+    events += tool_events(args, size)[1:]  # its own role event left out
+
+    async def go() -> tuple[bytes, int | None, Any]:
+        policy = pipe.policy
+        state = fake_state()
+        meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
+                           policy_version=policy.version, system_id="s")
+        g = StreamGuard(state, Client(key_id=None, policy=policy, pipeline=pipe), meta,  # type: ignore[arg-type]
+                        chat=True)
+        out: list[bytes] = []
+        first_at, fed = None, 0
+        for e in events:
+            got = await g.feed(e)
+            fed += len(json.loads(e)["choices"][0]["delta"].get("content") or "")
+            if first_at is None and any(b'"content": "' in b or b'"content":"' in b
+                                        for b in got):
+                first_at = fed
+            out += got
+        out += await g.finish()
+        return b"".join(out), first_at, state.store.rows
+
+    raw, first_at, rows = asyncio.run(go())
+    text = ""
+    for block in raw.decode().split("\n\n"):
+        if block.startswith("data: {"):
+            for ch in json.loads(block[6:]).get("choices") or []:
+                text += (ch.get("delta") or {}).get("content") or ""
+    got_args, finishes = received(raw)
+    assert email not in raw.decode() and "taro.yamada" not in raw.decode()
+    assert text == content.replace(email, "<EMAIL_ADDRESS>")
+    assert json.loads(got_args) == {"email": "<EMAIL_ADDRESS>", "q": "orders"}
+    assert finishes == ["tool_calls"]
+    assert first_at is not None
+    if size < len("I will look that up now. "):  # events are released whole
+        assert first_at <= len("I will look that up now. ") + 2 * size
+    stored = json.dumps([(r.excerpt, r.evidence) for r in rows], ensure_ascii=False)
+    assert rows and "taro.yamada" not in stored
+    assert {r.stage for r in rows} == {"stream_window", "tool_arguments"}
