@@ -105,6 +105,15 @@ def make_pipeline(scanners: list[dict[str, Any]], cache: ScannerCache,
     return pipe
 
 
+def guard(pipe: Pipeline) -> StreamGuard:
+    """A chat-completions stream relay over ``pipe``, with an in-memory incident store."""
+    policy = pipe.policy
+    meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
+                       policy_version=policy.version, system_id="s")
+    return StreamGuard(fake_state(), Client(key_id=None, policy=policy, pipeline=pipe),  # type: ignore[arg-type]
+                       meta, chat=True)
+
+
 def stream(pipe: Pipeline, text: str, size: int) -> Streamed:
     def chunk(piece: str | None, finish: str | None = None) -> str:
         delta = {} if piece is None else {"content": piece}
@@ -121,12 +130,8 @@ def stream(pipe: Pipeline, text: str, size: int) -> Streamed:
         return got, finish
 
     async def go() -> Streamed:
-        policy = pipe.policy
-        state = fake_state()
-        meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
-                           policy_version=policy.version, system_id="s")
-        g = StreamGuard(state, Client(key_id=None, policy=policy, pipeline=pipe), meta,  # type: ignore[arg-type]
-                        chat=True)
+        g = guard(pipe)
+        state = g.state
         released, finish, first_at, max_held = "", None, None, 0
         for i in range(0, len(text), size):
             got, fin = content(await g.feed(chunk(text[i:i + size])))
@@ -503,12 +508,7 @@ def test_sentence_end_is_due_once(scanned: str, fed: str, due: bool) -> None:
     from guardrail.proxy.streaming import ChoiceState
     from guardrail.proxy.textbuffer import TextBuffer
 
-    pipe = _late_first_scan_pipeline(200)
-    policy = pipe.policy
-    meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
-                       policy_version=policy.version, system_id="s")
-    g = StreamGuard(fake_state(), Client(key_id=None, policy=policy, pipeline=pipe), meta,  # type: ignore[arg-type]
-                    chat=True)
+    g = guard(_late_first_scan_pipeline(200))
     st = ChoiceState(0, text=TextBuffer(scanned + fed), scanned=len(scanned))
     assert g._scan_due(st) is due
 
@@ -518,29 +518,20 @@ def test_content_then_tool_call_with_the_new_schedule(pii_cache, size: int) -> N
     """Harm and PII together, content then a tool call, every chunk size: the first sentence
     leaves early, the email is redacted in the content and in the tool arguments, and no
     stored incident holds it (excerpts and evidence)."""
-    from tests.proxy.test_stream_tool_args import received, tool_events
+    from tests.proxy.test_stream_tool_args import ev, received, tool_events
 
     pipe = make_pipeline([{"type": "pii"}], pii_cache, harm=True)
     email = "taro.yamada@example.com"
     content = f"I will look that up now. Your address on file is {email} as before. "
     args = json.dumps({"email": email, "q": "orders"})
 
-    def ev(delta: dict[str, Any], finish: str | None = None) -> str:
-        return json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1,
-                           "model": "m",
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
     events = [ev({"role": "assistant", "content": content[i:i + size]})
               for i in range(0, len(content), size)]
     events += tool_events(args, size)[1:]  # its own role event left out
 
     async def go() -> tuple[bytes, int | None, Any]:
-        policy = pipe.policy
-        state = fake_state()
-        meta = RequestMeta(request_id="r", route="/v1/chat/completions", policy_name="t",
-                           policy_version=policy.version, system_id="s")
-        g = StreamGuard(state, Client(key_id=None, policy=policy, pipeline=pipe), meta,  # type: ignore[arg-type]
-                        chat=True)
+        g = guard(pipe)
+        state = g.state
         out: list[bytes] = []
         first_at, fed = None, 0
         for e in events:
