@@ -19,6 +19,13 @@ and the shipped policy's thresholds and actions (``policies/default.yaml``):
      the reference path (cascade off: every chunk through the encoder).
 2. **Japanese held out**: Japan AISI's aisev prompts (never trained on) against the test
    split's benign Japanese (``ja_heldout``);
+   **ordinary text never trained on** (``unseen_ordinary``): the other ordinary text in
+   ``../shared/eval`` that no head, gate or threshold has read: *Pride and Prejudice*, Tiny
+   Shakespeare and Dazai's *Ningen Shikkaku* (``pd_texts``), students' short answers on
+   computing topics (``plagiarism_clough_stevenson``) and presidio's synthetic customer
+   messages and records (``presidio_synth``, every distinct text), passages of about 600
+   characters, on the shipped path (Dazai and Austen are also authors of training books, so
+   those two works are unseen text by seen authors);
 3. **leave one source out** (LOSO): the heads refitted without a source (all its splits), that
    source scored at the shipped thresholds (encoder stage, no cascade): English toxic-language
    sources pooled (F1), Japanese pooled (AUROC), harmful assistance with JailbreakBench and DICES
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -312,6 +320,76 @@ def ja_heldout(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, A
             "benign_blocked": round(float(np.mean([o == "block" for _, o in sn])), 4)}
 
 
+UNSEEN_WORKS = {  # pd_texts file -> (reported name, language)
+    "en_gutenberg_1342_pride_and_prejudice.txt": ("pride_and_prejudice", "en"),
+    "en_tiny_shakespeare.txt": ("tiny_shakespeare", "en"),
+    "ja_dazai_ningen_shikkaku.txt": ("ningen_shikkaku", "ja"),
+}
+
+
+def unseen_texts(root: Path, per_work: int = 200, seed: int = 0) -> dict[str, list[str]]:
+    """Ordinary passages from sources of ``../shared/eval`` that training never read."""
+    import random
+
+    from guardrail.harm.ordinary import _passages
+
+    rng = random.Random(seed)
+    out: dict[str, list[str]] = {}
+    for fname, (name, lang) in UNSEEN_WORKS.items():
+        text = (root / "pd_texts" / fname).read_text(encoding="utf-8")
+        m = re.search(r"\*\*\* START OF.*?\*\*\*(.*)\*\*\* END OF", text, re.S)
+        text = m.group(1) if m else text  # the Gutenberg licence is not the book
+        if lang == "en":  # Shakespeare's speaker lines
+            text = re.sub(r"(?m)^[A-Z][A-Za-z ]+:\n", "", text)
+        out[f"{name}/{lang}"] = _passages(text, rng, per_work, size=600,
+                                          min_chars=120 if lang == "en" else 60)
+    answers = []
+    for f in sorted((root / "plagiarism_clough_stevenson").glob("g*.txt")):
+        t = re.sub(r"\s+", " ", f.read_text(encoding="utf-8", errors="replace")).strip()
+        if len(t) >= 120:
+            answers.append(t)
+    out["clough_stevenson_answers/en"] = answers
+    synth = json.loads((root / "presidio_synth" / "synth_dataset_v2.json").read_text("utf-8"))
+    out["presidio_synth/en"] = sorted({t for d in synth
+                                       if len(t := re.sub(r"\s+", " ", d["full_text"]).strip())
+                                       >= 20})
+    return out
+
+
+def unseen_ordinary(corpus: Corpus, cfg: HarmConfig) -> dict[str, Any]:
+    """Benign false blocks (and flags) on ordinary text no part of the model was fitted or
+    tuned on, decided on the shipped path (cascade, zoom, routing, the policy)."""
+    from guardrail.harm.chunking import chunks
+    from guardrail.harm.datasets import data_root
+
+    enc = CachedEncoder(corpus)
+    be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
+                         encoder=enc, route_sentences=cfg.route_sentences,
+                         route_power=cfg.route_power, route_escalate=cfg.route_escalate)
+    be.load()
+    out: dict[str, Any] = {}
+    for name, texts in unseen_texts(data_root()).items():
+        got = []
+        for t in texts:
+            parts = chunks(t) or [t]
+            got.append(decide(be.predict(parts), cfg, parts))
+        by: dict[str, int] = defaultdict(int)
+        for o, cats in got:
+            if o == "block":
+                for k in cats:
+                    by[k] += 1
+        out[name] = {"n": len(got),
+                     "blocked": round(float(np.mean([o == "block" for o, _ in got])), 4),
+                     "flagged": round(float(np.mean([o == "flag" for o, _ in got])), 4),
+                     "blocked_by": dict(sorted(by.items())),
+                     "examples_blocked": [t[:160] for t, (o, _) in zip(texts, got, strict=True)
+                                          if o == "block"][:5]}
+        print("unseen", name, {k: v for k, v in out[name].items() if k != "examples_blocked"},
+              file=sys.stderr, flush=True)
+    enc.save()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-loso", action="store_true")
@@ -321,6 +399,8 @@ def main() -> None:
     ap.add_argument("--route-escalate", type=float, default=None,
                     help="report the test split with this route_escalate instead of the "
                          "policy's (a variant decided on val; write it to another --out)")
+    ap.add_argument("--unseen-only", action="store_true",
+                    help="only the never-trained-on ordinary sources, merged into --out")
     args = ap.parse_args()
     cfg = policy_harm_config()
     if args.route_escalate is not None:
@@ -328,12 +408,19 @@ def main() -> None:
     heads = Heads.load(DEFAULT_MODEL_DIR / HEADS_FILE)
     corpus = Corpus(token_layer=heads.meta.get("token_layer", 8))
     test = [c for c in corpus.crows if c.split == "test"]
+    if args.unseen_only:
+        res0 = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+        res0["unseen_ordinary"] = unseen_ordinary(corpus, cfg)
+        Path(args.out).write_text(json.dumps(res0, indent=1, ensure_ascii=False))
+        print("wrote", args.out)
+        return
     res: dict[str, Any] = {"policy": str(POLICY), "route_escalate": cfg.route_escalate,
                            "heads_meta": {
         k: heads.meta.get(k) for k in ("trained", "rows", "encoder", "token_layer")},
         "layers": list(heads.layers), "cached_layers": list(CHUNK_LAYERS)}
     res["test_split"] = shipped_test(corpus, cfg, test)
     res["ja_heldout_aisev"] = ja_heldout(corpus, cfg, test)
+    res["unseen_ordinary"] = unseen_ordinary(corpus, cfg)
     print("ja_heldout_aisev", res["ja_heldout_aisev"], file=sys.stderr)
     print(json.dumps({k: v for k, v in res["test_split"].items() if k != "categories"},
                      indent=1)[:6000], file=sys.stderr)

@@ -15,7 +15,9 @@ Chosen here, never on the test split or the out-of-source sets:
   language in general is flagged, and blocked when severe);
 * **cascade gates**, per language: stage-1 gates on ``toxic`` and ``any`` such that at most
   ``LET_THROUGH`` of the validation chunks the encoder alone would act on (any tier of those
-  thresholds, flags included) fall below both gates. Both stage-1 models (linear heads, gate
+  thresholds, flags included) fall below both gates (each gate at that quantile of its head's
+  caught chunks, then both lowered together until the pair lets through no more than
+  ``LET_THROUGH``, rounded down to whole chunks). Both stage-1 models (linear heads, gate
   MLP) are calibrated; the one that settles more benign chunks is kept for the language.
 
 ``policy_yaml`` renders the thresholds as the shipped policy's harm rules.
@@ -193,13 +195,23 @@ def calibrate(heads: Any, corpus: Any, val: list[Any], zoom_from: float = 0.25) 
                                    LET_THROUGH))
             ga = float(np.quantile(pa[caught_any if caught_any.sum() >= 20 else caught],
                                    LET_THROUGH))
+            # the two quantiles are per head; together (and with few caught chunks: Japanese
+            # has ~100 on val) they can settle more than LET_THROUGH of the caught chunks, so
+            # both gates are lowered together until the budget holds
+            allowed = int(LET_THROUGH * caught.sum())
+            tightened = 0
             settled = sel & (pt < gt) & (pa < ga)
+            while (settled & caught).sum() > allowed and tightened < 400:
+                gt, ga = gt * 0.97, ga * 0.97
+                tightened += 1
+                settled = sel & (pt < gt) & (pa < ga)
             share = float(settled[sel & benign_chunk].mean())
             stats = {"caught_by_encoder": int(caught.sum()),
                      "settled_of_those": int((settled & caught).sum()),
                      "let_through": round(float((settled & caught).sum() / max(caught.sum(), 1)),
                                           4),
                      "benign_chunks_settled": round(share, 3),
+                     "gates_lowered_3pct_times": tightened,
                      "all_chunks_settled": round(float(settled[sel].mean()), 3)}
             report[f"{lang}/{name}"] = stats
             if best is None or share > best[0]:

@@ -286,13 +286,23 @@ class EmbeddedBackend:
             if routed:
                 taken = {i for i, _, _ in routed}
                 deep = [i for i in deep if i not in taken]
+        kept: dict[int, dict[str, float]] = {}  # escalated chunks' routed scores
         if routed:
-            deep += self._score_routed(routed, results)  # type: ignore[arg-type]
+            for i in self._score_routed(routed, results):  # type: ignore[arg-type]
+                kept[i] = results[i]  # type: ignore[assignment]
+                results[i] = None
+                deep.append(i)
         if deep:
             dt = [texts[i] for i in deep]
             for i, r in zip(deep, heads.stage2(dt, self._embed(dt)), strict=True):
                 results[i] = r
             self._zoom(texts, deep, results)  # type: ignore[arg-type]
+        for i, r0 in kept.items():  # read whole *and* routed: each category keeps the max
+            whole = results[i]
+            assert whole is not None
+            for k, v in r0.items():
+                if v > whole.get(k, 0.0):
+                    whole[k] = v
         return results  # type: ignore[return-value]
 
     def _score_routed(self, routed: list[tuple[int, dict[str, float], list[str]]],
@@ -304,10 +314,12 @@ class EmbeddedBackend:
         so its scores are tempered first: ``p ** route_power`` (calibrated on val).
 
         With ``route_escalate``, a chunk one of whose routed sentences scores at least that
-        much untempered (any category) is *escalated*: returned, so that the caller reads the
-        whole chunk as the whole-chunk path would (the encoder on the chunk, then zoom, whose
-        sentences are already in the embedding cache). Some chunks are harmful only when read
-        whole; this keeps routing from letting them through (threshold calibrated on val)."""
+        much untempered (any category) is *escalated*: returned, so that the caller also reads
+        the whole chunk as the whole-chunk path would (the encoder on the chunk, then zoom,
+        whose sentences are already in the embedding cache) and keeps, per category, the max
+        of those scores and the routed ones left in ``results``. Some chunks are harmful only
+        when read whole, others (one insult diluted in a benign chunk) only when their
+        sentence is read alone; the max keeps both (threshold calibrated on val)."""
         heads = self.heads
         assert heads is not None
         parts = [x for _, _, sents in routed for x in sents]
@@ -324,10 +336,9 @@ class EmbeddedBackend:
                     v = v ** g
                     if v > r.get(k, 0.0):
                         r[k] = v
+            results[i] = r
             if esc is not None and top >= esc:
                 escalated.append(i)
-            else:
-                results[i] = r
         self.stats["routed"] += len(routed)
         self.stats["routed_sentences"] += len(parts)
         self.stats["escalated"] += len(escalated)

@@ -154,8 +154,8 @@ class HarmConfig(ScannerConfig):
     route_sentences: bool = Field(
         True, description="embedded, with cascade: a chunk the static stage settles but one "
         "of whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their tempered scores), not the whole chunk: p50 184 vs 340 ms per 2 KB "
-        "benign answer at c=1, 1.9 vs 3.3 s at c=8 (one paired run, "
+        "chunk's and their tempered scores), not the whole chunk: p50 116 vs 165 ms per 2 KB "
+        "benign answer at c=1, 0.94 vs 1.57 s at c=8 (one paired run, "
         "benchmarks/results/harm_bench.json). With route_power 4 the benign block rates equal "
         "the whole-chunk path's on val and test; let-through vs the encoder 0.45% val, 0.60% "
         "test (whole chunks: 0.38%, 0.36%). models/harm/MODEL_CARD.md.")
@@ -169,13 +169,13 @@ class HarmConfig(ScannerConfig):
     route_escalate: float | None = Field(
         None, ge=0.0, le=1.0,
         description="embedded, with route_sentences: a routed chunk one of whose sentences "
-        "scores at least this (untempered, any category) is read whole by the encoder as on "
-        "the whole-chunk path (some chunks are harmful only read whole); null = never. "
+        "scores at least this (untempered, any category) is also read whole by the encoder "
+        "as on the whole-chunk path, each category keeping the max of both (some chunks are "
+        "harmful only read whole, a diluted insult only its sentence alone); null = never. "
         "benchmarks/calibrate_routing.py on val: only 0.2 brings let-through vs the encoder "
-        "alone down to the whole-chunk path's (0.38% vs 0.45%); test split 0.36% vs 0.60%. "
-        "Off (null) by default: an escalated chunk takes the whole-chunk scores, so it loses "
-        "the insults routing finds diluted in a benign chunk (tests/harm), and it cost "
-        "-27% to -42% throughput at c=8 (models/harm/MODEL_CARD.md).")
+        "alone down to the whole-chunk path's (0.38% vs 0.45%); test split 0.36% vs 0.60%, "
+        "benign block rates the same but Gutenberg 1.00% vs 0.83%. Off (null) by default for "
+        "its cost: -27% to -42% throughput at c=8 (models/harm/MODEL_CARD.md).")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")

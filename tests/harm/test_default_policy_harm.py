@@ -169,10 +169,11 @@ async def test_the_whole_chunk_path_sends_the_whole_chunk(whole_chunks: HarmScan
     assert be.stats["settled"] == before["settled"]  # both went to the encoder whole
 
 
-def test_escalation_reads_a_doubtful_routed_chunk_whole(whole_chunks: HarmScanner) -> None:
+def test_escalation_reads_a_doubtful_routed_chunk_whole_too(whole_chunks: HarmScanner) -> None:
     """route_escalate: a routed chunk whose sentence scores at least the threshold
-    (untempered) is read whole as on the whole-chunk path; below it, it keeps the routed
-    (tempered) scores. The same chunk, thresholds either side of its sentence's score."""
+    (untempered) is also read whole as on the whole-chunk path, and each category keeps the
+    max of both; below it, it keeps the routed (tempered) scores and the chunk is never
+    embedded. The same chunk, thresholds either side of its sentence's score."""
     from guardrail.harm.embedded import EmbeddedBackend
 
     [want] = whole_chunks.backend.predict([ROUTED_INSULT])
@@ -195,19 +196,22 @@ def test_escalation_reads_a_doubtful_routed_chunk_whole(whole_chunks: HarmScanne
     assert (n, esc) == (1, 0)
     got, n, esc = run(min(1.0, top + 1e-3))
     assert (n, esc) == (1, 0) and got == pytest.approx(routed)
+    assert ROUTED_INSULT not in be._cache  # only its sentence went to the encoder
     got, n, esc = run(max(0.0, top - 1e-3))
     assert (n, esc) == (1, 1)
-    assert got == pytest.approx(want)  # the whole-chunk path's scores (chunk, then zoom)
-    assert got != pytest.approx(routed)
+    assert ROUTED_INSULT in be._cache  # read whole
+    assert set(got) == set(want) == set(routed)
+    for k in got:
+        assert got[k] == pytest.approx(max(want[k], routed[k])), k
+    assert any(want[k] > routed[k] + 1e-6 for k in got)  # the chunk read whole adds something
 
 
-async def test_escalation_would_lose_the_diluted_insult_routing_catches(
+async def test_escalation_keeps_the_diluted_insult_routing_catches(
         tiered: HarmScanner, whole_chunks: HarmScanner) -> None:
-    """Why the shipped policy leaves route_escalate off: an escalated chunk takes the
-    whole-chunk path's scores, and read whole the insult is diluted below every threshold, so
-    the chunk that routing blocks (its sentence scored alone) would be let through. (It lowers
-    let-through vs the encoder-only reference on test, 0.60% -> 0.36%, by matching that
-    reference, misses included.)"""
+    """An escalated chunk keeps its routed scores beside the whole-chunk path's: read whole,
+    the insult is diluted below every threshold (the whole-chunk path and the encoder-only
+    reference let it through), but its sentence read alone still blocks. (Escalation is off in
+    the shipped policy for its cost: models/harm/MODEL_CARD.md.)"""
     from guardrail.harm.embedded import EmbeddedBackend
 
     assert tiered.config.route_escalate is None
@@ -217,9 +221,7 @@ async def test_escalation_would_lose_the_diluted_insult_routing_catches(
     be = s.backend
     assert isinstance(be, EmbeddedBackend)
     before = dict(be.stats)
-    [got] = be.predict([ROUTED_INSULT])
+    be.predict([ROUTED_INSULT])
     assert be.stats["escalated"] - before["escalated"] == 1
-    [want] = whole_chunks.backend.predict([ROUTED_INSULT])
-    assert got == pytest.approx(want)
-    assert await decision(s, ROUTED_INSULT) is Action.ALLOW
+    assert await decision(s, ROUTED_INSULT) is Action.BLOCK
     assert await decision(whole_chunks, ROUTED_INSULT) is Action.ALLOW
