@@ -4,10 +4,9 @@ Two tiers per text chunk (``models/harm/MODEL_CARD.md``):
 
 1. **static** (:mod:`guardrail.harm.tokstatic`): contextual static token vectors (each
    multilingual-e5-small token's average hidden state over a corpus), a tokenisation and a few
-   array look-ups per chunk (about 4 ms per 2 KB with sentence zoom), with linear heads for
-   every label
-   and a small gate MLP. With ``cascade`` on (the default), a chunk below its language's gates
-   on ``toxic`` and ``any`` is settled as benign without the encoder
+   array look-ups per chunk (4-11 ms per 2 KB with sentence zoom, by machine), with linear
+   heads for every label and a small gate MLP. With ``cascade`` on (the default), a chunk
+   below its language's gates on ``toxic`` and ``any`` is settled as benign without the encoder
    (:meth:`EmbeddedBackend.prefilter`, run by the scanner before queueing, so settled chunks
    never wait for the model thread); the gates were set on a validation split so that at most
    0.5% of the chunks the encoder alone would act on are settled. With ``use_encoder=False``

@@ -6,8 +6,9 @@ representation of the token, averaged over its uses), computed once offline by
 ``benchmarks/harm_corpus.py``. A text's vector is the weighted mean (SIF weights
 ``a / (a + p(token))``) of its tokens' vectors. The heads over that mean are linear, so each
 folds into one number per token: at run time a chunk costs a tokenisation and a few array
-look-ups (about 4 ms per 2 KB with sentence zoom), not an encoder pass. Unlike the word-level static
-stage it replaces, it works for Japanese (the encoder's tokenizer, no word list).
+look-ups (4-11 ms per 2 KB with sentence zoom, by machine), not an encoder pass. Unlike the
+word-level static stage it replaces, it works for Japanese (the encoder's tokenizer, no word
+list).
 
 Per-language centring (the mean benign vector of the language, subtracted before the heads)
 folds into a per-language bias.
