@@ -26,6 +26,28 @@ ADMIN_KEY = "admin-test-key"
 UPSTREAM_KEY = "sk-upstream-secret"
 
 
+@pytest.fixture(autouse=True)
+def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every ``openai.OpenAI`` client a test makes is closed when the test ends. Tests build
+    them inline and drop them; their pooled keep-alive sockets were then closed by the cyclic
+    garbage collector at some later moment, an unraisable ``ResourceWarning`` (an error here)
+    that failed whichever test happened to be running (seen in CI on
+    ``test_visible_notice_streaming_and_not``)."""
+    import openai
+
+    made: list[openai.OpenAI] = []
+    real_init = openai.OpenAI.__init__
+
+    def init(self: openai.OpenAI, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(openai.OpenAI, "__init__", init)
+    yield
+    for client in made:
+        client.close()
+
+
 @dataclass
 class FakeUpstream:
     server: ThreadedServer
