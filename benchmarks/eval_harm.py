@@ -159,12 +159,19 @@ def report_groups(crows: list[CRow]) -> dict[str, list[int]]:
     return groups
 
 
+def shipped_backend(cfg: HarmConfig, enc: Any) -> EmbeddedBackend:
+    """The embedded backend as the policy's harm scanner runs it (cascade, zoom, routing),
+    chunk features served by ``enc``."""
+    be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
+                         encoder=enc, route_sentences=cfg.route_sentences,
+                         route_power=cfg.route_power, route_escalate=cfg.route_escalate)
+    be.load()
+    return be
+
+
 def shipped_test(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, Any]:
     enc = CachedEncoder(corpus)
-    tiered = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                             encoder=enc, route_sentences=cfg.route_sentences,
-                             route_power=cfg.route_power, route_escalate=cfg.route_escalate)
-    tiered.load()
+    tiered = shipped_backend(cfg, enc)
     ref = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=False, zoom_from=cfg.zoom_from,
                           encoder=enc, heads=tiered.heads)
     ref.load()
@@ -296,10 +303,7 @@ def ja_heldout(corpus: Corpus, cfg: HarmConfig, test: list[CRow]) -> dict[str, A
     from guardrail.harm.datasets import data_root, jaisi
 
     enc = CachedEncoder(corpus)
-    be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                         encoder=enc, route_sentences=cfg.route_sentences,
-                         route_power=cfg.route_power, route_escalate=cfg.route_escalate)
-    be.load()
+    be = shipped_backend(cfg, enc)
     pos = [r.text for r in jaisi(data_root())]
     neg = [c.row.text for c in test if c.row.lang == "ja" and not c.row.harmful]
 
@@ -363,10 +367,7 @@ def unseen_ordinary(corpus: Corpus, cfg: HarmConfig) -> dict[str, Any]:
     from guardrail.harm.datasets import data_root
 
     enc = CachedEncoder(corpus)
-    be = EmbeddedBackend(DEFAULT_MODEL_DIR, cascade=cfg.cascade, zoom_from=cfg.zoom_from,
-                         encoder=enc, route_sentences=cfg.route_sentences,
-                         route_power=cfg.route_power, route_escalate=cfg.route_escalate)
-    be.load()
+    be = shipped_backend(cfg, enc)
     out: dict[str, Any] = {}
     for name, texts in unseen_texts(data_root()).items():
         got = []
