@@ -6,11 +6,10 @@ Two workloads, each request a distinct ~2 KB output drawn from the corpus' **tes
 (never trained on, so the static stage's settle rate is out of sample): ``benign`` = LLM
 answers in English and Japanese, ``harmful`` = harmful LLM responses. Configurations, each a
 fresh backend (an empty embedding cache):
-``tiered`` = the shipped default (the static stage settles the chunks it is sure of, the rest
-go to the truncated encoder, micro-batched; of a settled chunk with a doubtful sentence only
-that sentence); ``tiered_escalate_0.2`` = the same with ``route_escalate: 0.2`` (the whole
-chunk when such a sentence scores >= 0.2); ``tiered_whole_chunks`` = the same with
-``route_sentences: false``;
+``tiered`` = the shipped default (the static stage's distilled gate settles the chunks it
+is sure of, the rest go to the truncated encoder, micro-batched); ``tiered_sentence_check`` =
+the same with ``sentence_check: true`` (a settled chunk's doubtful sentence alone to the
+encoder, as the earlier bag-of-tokens gate needed);
 ``reference_encoder_every_chunk`` = the same heads
 with the cascade off (every chunk through the encoder: the baseline, in the same run);
 ``static_only`` = the policy's ``encoder: false``. ``settled_share`` = share of chunks the
@@ -112,13 +111,12 @@ async def run(scanner: HarmScanner, texts: list[str], conc: int) -> dict:
 
 
 CONFIGS = [  # name, settings, workloads
-    # the shipped default: tiers (static stage settles what it can; the rest to the encoder; a
-    # doubtful sentence of a settled chunk alone, tempered: route_sentences, route_power 4)
+    # the shipped default: tiers (the distilled gate settles what it can; the rest to the
+    # truncated encoder, micro-batched; no sentence check, the gate reads token positions)
     ("tiered", {}, ("benign", "harmful")),
-    # routed, but a chunk with a routed sentence scoring >= 0.2 is read whole (route_escalate)
-    ("tiered_escalate_0.2", {"route_escalate": 0.2}, ("benign",)),
-    # no sentence routing: a settled chunk with a doubtful sentence goes whole
-    ("tiered_whole_chunks", {"route_sentences": False}, ("benign",)),
+    # the same gate with the sentence check a bag-of-tokens gate needs: a settled chunk with a
+    # doubtful sentence sends that sentence to the encoder (route_sentences, route_power 4)
+    ("tiered_sentence_check", {"sentence_check": True}, ("benign",)),
     # the reference path in the same run: every chunk through the encoder
     ("reference_encoder_every_chunk", {"cascade": False}, ("benign", "harmful")),
     # `encoder: false`: the static stage alone, inline (no model thread, nothing to batch)

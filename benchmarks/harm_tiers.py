@@ -169,6 +169,22 @@ def calibrate(heads: Any, corpus: Any, val: list[Any], zoom_from: float = 0.25) 
         if pos < MIN_POSITIVES:
             th["ja"][c] = dict(th["en"][c])
             th["ja"][c]["inherited_from_en"] = 1.0
+    gate, gate_model, report = calibrate_gates(heads, val, th, (s2, p1, pg, owner))
+    return gate, gate_model, {"thresholds": th, "cascade_on_val": report, "gate": gate,
+                              "gate_model": gate_model, "block_budget": BLOCK_BUDGET,
+                              "flag_budget": FLAG_BUDGET, "floor": FLOOR,
+                              "let_through_target": LET_THROUGH}
+
+
+def calibrate_gates(heads: Any, val: list[Any], th: dict[str, dict[str, dict[str, float]]],
+                    scored: tuple[list[dict[str, float]], np.ndarray, np.ndarray | None,
+                                  list[int]],
+                    ) -> tuple[dict[str, dict[str, float]], dict[str, str], dict[str, Any]]:
+    """The cascade's gates per language for thresholds ``th``, from ``row_scores`` of the
+    validation split: each stage-1 model (linear heads, gate MLP) calibrated to let through at
+    most ``LET_THROUGH`` of the chunks the encoder acts on; the one settling more benign chunks
+    is kept."""
+    s2, p1, pg, owner = scored
     labels = heads.labels
     langs = [val[i].row.lang for i in owner]
     benign_chunk = np.array([not val[i].row.harmful for i in owner])
@@ -218,10 +234,7 @@ def calibrate(heads: Any, corpus: Any, val: list[Any], zoom_from: float = 0.25) 
                 best = (share, name, {"toxic": gt, "any": ga}, stats)
         assert best is not None
         gate[lang], gate_model[lang] = best[2], best[1]
-    return gate, gate_model, {"thresholds": th, "cascade_on_val": report, "gate": gate,
-                              "gate_model": gate_model, "block_budget": BLOCK_BUDGET,
-                              "flag_budget": FLAG_BUDGET, "floor": FLOOR,
-                              "let_through_target": LET_THROUGH}
+    return gate, gate_model, report
 
 
 def policy_yaml(th: dict[str, dict[str, dict[str, float]]], indent: str = "    ") -> str:

@@ -107,7 +107,8 @@ def _include_optional(app: FastAPI, module: str) -> None:
             app.include_router(r)
 
 
-TIER_DETAILS = ("cascade", "route_sentences", "route_power", "route_escalate")
+TIER_DETAILS = ("cascade", "gate_model", "sentence_check", "route_sentences", "route_power",
+                "route_escalate")
 
 
 def _announce(state: AppState) -> None:

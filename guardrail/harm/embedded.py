@@ -24,8 +24,9 @@ default), a chunk the static gate settles but one of whose sentences it does not
 those sentences to the encoder, not the whole chunk, their scores tempered as
 ``p ** route_power`` (a sentence alone scores higher than inside its chunk; the temper is
 calibrated on val so that no ordinary-text source blocks more than on the whole-chunk path;
-:meth:`EmbeddedBackend._score_routed`). The heads (``models/harm/heads.npz``) are
-trained by ``benchmarks/train_harm.py``. Embeddings of recently seen chunks are cached (LRU),
+:meth:`EmbeddedBackend._score_routed`). The heads
+(``models/harm/heads.npz``) are trained by ``benchmarks/train_harm.py``, the gate distilled by
+``benchmarks/distill_gate.py``. Embeddings of recently seen chunks are cached (LRU),
 so overlapping stream windows do not re-embed the same sentences.
 """
 
@@ -67,9 +68,13 @@ class EmbeddedBackend:
                  heads: Heads | None = None, use_encoder: bool = True,
                  precision: Literal["auto", "bf16", "fp32"] = "auto",
                  route_sentences: bool = True, route_power: float = 4.0,
-                 route_escalate: float | None = None) -> None:
+                 route_escalate: float | None = None,
+                 sentence_check: bool | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.route_sentences = route_sentences
+        # whether the sentences of a chunk the gate settles are checked too (None: where the
+        # language's gate reads a bag of tokens, not where it reads token positions)
+        self.sentence_check = sentence_check
         self.route_power = route_power
         self.route_escalate = route_escalate
         self.use_encoder = use_encoder
@@ -203,7 +208,7 @@ class EmbeddedBackend:
         if not texts:
             return []
         langs = [detect_language(t) for t in texts]
-        s1, sg = heads.stage1_gate(texts, langs)
+        s1, sg = self._stage1(texts, langs)
         out: list[dict[str, float] | None] = []
         for i, (lang, p) in enumerate(zip(langs, s1, strict=True)):
             pm = sg[i] if sg is not None else None
@@ -213,12 +218,36 @@ class EmbeddedBackend:
                 out.append(heads.static_scores(p, pm, lang))
             else:
                 out.append(None)
-        self._zoom_static(texts, out)
+        self._zoom_static(texts, langs, out)
         self.stats["chunks"] += len(texts)
         self.stats["settled"] += sum(r is not None for r in out)
         return out
 
-    def _zoom_static(self, texts: list[str], out: list[dict[str, float] | None]) -> None:
+    def _stage1(self, texts: list[str], langs: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The static stage's linear probabilities and, where a gate decides (the encoder
+        runs), the gate's."""
+        heads = self.heads
+        assert heads is not None
+        if not self.use_encoder:  # static only: the linear heads score, nothing is gated
+            return heads.stage1(texts, langs), None
+        return heads.stage1_gate(texts, langs)
+
+    def checks_sentences(self, lang: str) -> bool:
+        """Whether a chunk the gate settles has its sentences checked one by one: where the
+        language's gate averages the chunk's tokens (one insult in a long benign chunk is
+        averaged away), not where it reads token positions (:class:`GateCNN`, max-pooled:
+        the insult's own activations reach the gate; let-through measured on val by
+        ``benchmarks/distill_gate.py``). Static-only scoring always checks them."""
+        heads = self.heads
+        assert heads is not None
+        if not self.use_encoder:
+            return True
+        if self.sentence_check is not None:
+            return self.sentence_check
+        return not heads.gate_reads_positions(lang)
+
+    def _zoom_static(self, texts: list[str], langs: list[str],
+                     out: list[dict[str, float] | None]) -> None:
         """Sentences of settled multi-sentence chunks through the static stage: a sentence
         the gate does not settle sends its chunk to the encoder (or, static-only, raises the
         chunk's scores)."""
@@ -226,7 +255,7 @@ class EmbeddedBackend:
         assert heads is not None
         parts, owner = [], []
         for i, r in enumerate(out):
-            if r is None:
+            if r is None or not self.checks_sentences(langs[i]):
                 continue
             sents = [texts[i][s:e].strip() for s, e in sentences(texts[i])]
             sents = [x for x in sents if len(x) >= _min_sentence(x)]
@@ -236,7 +265,7 @@ class EmbeddedBackend:
         if not parts:
             return
         langs = [detect_language(t) for t in parts]
-        s1, sg = heads.stage1_gate(parts, langs)
+        s1, sg = self._stage1(parts, langs)
         doubtful: dict[int, list[str]] = {}
         for k, (i, lang, p) in enumerate(zip(owner, langs, s1, strict=True)):
             r = out[i]
@@ -398,6 +427,10 @@ class EmbeddedBackend:
             "route_power": self.route_power if self.route_sentences else None,
             "route_escalate": self.route_escalate if self.route_sentences else None,
             "gate": h.gate if h else None,
+            "gate_model": ({lang: (h.static.gate_mlp.kind if m == "mlp" and h.static.gate_mlp
+                                   else m) for lang, m in h.gate_model.items()} if h else None),
+            "sentence_check": ({lang: self.checks_sentences(lang) for lang in h.gate}
+                               if h else None),
             "static_tokens": len(h.static.token_ids) if h else None,
             "trained": h.meta.get("trained") if h else None,
         }

@@ -71,6 +71,12 @@ class Heads:
         lab = self.labels
         return all(p[lab.index(k)] < v for k, v in g.items())
 
+    def gate_reads_positions(self, lang: str) -> bool:
+        """Whether the language's gate is the convolution over token positions
+        (:class:`~guardrail.harm.tokstatic.GateCNN`) rather than a bag of tokens."""
+        g = self.static.gate_mlp
+        return self.gate_model.get(lang) == "mlp" and g is not None and g.kind == "cnn"
+
     def _scores(self, p: np.ndarray) -> list[dict[str, float]]:
         ai, ti = self.labels.index("any"), self.labels.index("toxic")
         out = []

@@ -13,10 +13,12 @@ list).
 Per-language centring (the mean benign vector of the language, subtracted before the heads)
 folds into a per-language bias.
 
-For the cascade's gate, a small MLP (:class:`GateMLP`) reads the same mean vector projected to
-``PROJ_DIMS`` dimensions (the projection is linear, so the mean of projected token vectors is
-the projection of the mean): a little more separation than the linear heads where that pays
-(Japanese, on the validation split), at a few microseconds more per chunk.
+The cascade's gate reads the token vectors projected to ``PROJ_DIMS`` dimensions. Shipped:
+:class:`GateCNN`, a width-3 convolution over the chunk's projected token vectors distilled from
+the encoder's decisions (``benchmarks/distill_gate.py``), which sees a few tokens of context
+that a bag of tokens cannot; a few hundred microseconds per 2 KB. :class:`GateMLP` (one hidden
+layer over the projected mean vector, trained on labels by ``benchmarks/train_harm.py``) is
+what training starts from and what older heads files hold.
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ class GateMLP:
     b2: np.ndarray  # (heads,)
     labels: list[str]
 
+    kind = "mlp"
+
+    def predict_rows(self, rows: list[np.ndarray], weight: np.ndarray, langs: list[str]
+                     ) -> np.ndarray:
+        means = np.zeros((len(rows), self.proj.shape[1]), np.float32)
+        for i, r in enumerate(rows):
+            if len(r):
+                u = weight[r]
+                means[i] = (u @ self.proj[r]) / float(u.sum())
+        return self.predict(means, langs)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _gate_arrays(self, {})
+
     def predict(self, means: np.ndarray, langs: list[str]) -> np.ndarray:
         x = means.astype(np.float32, copy=True)
         for i, lang in enumerate(langs):
@@ -56,6 +72,65 @@ class GateMLP:
         z = np.einsum("nkh,kh->nk", h, self.W2) + self.b2[None]
         p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
         return p
+
+
+@dataclass
+class GateCNN:
+    """The cascade's gate as a one-layer convolution over the chunk's projected token vectors
+    (distilled from the encoder by ``benchmarks/distill_gate.py``): a bag of tokens cannot
+    tell "kill the process" from "kill the neighbour"; three tokens of context can.
+
+    ``h_t = relu(sum_k x_{t+k-1} C_k + c)`` (width 3, zero-padded), then
+    ``f = [mean - centre[lang], max_t h_t, weighted mean_t h_t]`` (means SIF-weighted as the
+    static heads'), ``p = sigmoid(relu(f W1 + b1) W2 + b2)`` per gated head."""
+
+    proj: np.ndarray  # (tokens, PROJ_DIMS), rows aligned with TokenStatic.token_ids
+    centre: dict[str, np.ndarray]
+    conv: np.ndarray  # (3, PROJ_DIMS, channels)
+    conv_b: np.ndarray  # (channels,)
+    W1: np.ndarray  # (PROJ_DIMS + 2 * channels, hidden)
+    b1: np.ndarray  # (hidden,)
+    W2: np.ndarray  # (hidden, heads)
+    b2: np.ndarray  # (heads,)
+    labels: list[str]
+    kind = "cnn"
+
+    def predict_rows(self, rows: list[np.ndarray], weight: np.ndarray, langs: list[str]
+                     ) -> np.ndarray:
+        dims, ch = self.conv.shape[1], self.conv.shape[2]
+        feats = np.zeros((len(rows), dims + 2 * ch), np.float32)
+        for i, r in enumerate(rows):
+            c = self.centre.get(langs[i], self.centre.get("other"))
+            if not len(r):
+                if c is not None:
+                    feats[i, :dims] = -c
+                continue
+            x = self.proj[r]
+            u = weight[r]
+            xp = np.zeros((len(r) + 2, dims), np.float32)
+            xp[1:-1] = x
+            h = np.maximum(xp[:-2] @ self.conv[0] + x @ self.conv[1] + xp[2:] @ self.conv[2]
+                           + self.conv_b, 0.0)
+            total = float(u.sum())
+            feats[i, :dims] = (u @ x) / total - (c if c is not None else 0.0)
+            feats[i, dims:dims + ch] = h.max(0)
+            feats[i, dims + ch:] = (u @ h) / total
+        z = np.maximum(feats @ self.W1 + self.b1, 0.0) @ self.W2 + self.b2
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return p
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _gate_arrays(self, {"gate_kind": np.array(self.kind), "gate_conv": self.conv,
+                                   "gate_conv_b": self.conv_b})
+
+
+def _gate_arrays(g: GateMLP | GateCNN, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A gate's arrays in the heads file (``gate_*``); ``from_arrays`` reads them back."""
+    cl = sorted(g.centre)
+    return {**extra, "gate_proj": g.proj.astype(np.float16), "gate_W1": g.W1, "gate_b1": g.b1,
+            "gate_W2": g.W2, "gate_b2": g.b2,
+            "gate_centre": np.stack([g.centre[k] for k in cl]),
+            "gate_langs": np.array("\n".join(cl)), "gate_labels": np.array("\n".join(g.labels))}
 
 
 class TokenStatic:
@@ -75,7 +150,7 @@ class TokenStatic:
         self._row = np.full(size, -1, np.int64)
         self._row[self.token_ids] = np.arange(len(self.token_ids))
         self.tokenizer = tokenizer
-        self.gate_mlp: GateMLP | None = None
+        self.gate_mlp: GateMLP | GateCNN | None = None  # the cascade's learned gate
 
     def rows(self, ids: list[int]) -> np.ndarray:
         a = np.asarray(ids, np.int64)
@@ -90,21 +165,18 @@ class TokenStatic:
         assert self.tokenizer is not None, "set a tokenizer first"
         langs = langs or [detect_language(t) for t in texts]
         out = np.tile(self.bias, (len(texts), 1))
-        mlp = self.gate_mlp if gate else None
-        means = np.zeros((len(texts), mlp.proj.shape[1]), np.float32) if mlp else None
+        all_rows = []
         for r, ids in enumerate(self.tokenizer.content_ids(texts)):
             rows = self.rows(ids)
+            all_rows.append(rows)
             if len(rows):
                 u = self.weight[rows]
-                total = float(u.sum())
-                out[r] += (u @ self.scores[rows]) / total
-                if means is not None and mlp is not None:
-                    means[r] = (u @ mlp.proj[rows]) / total
+                out[r] += (u @ self.scores[rows]) / float(u.sum())
             lb = self.lang_bias.get(langs[r])
             if lb is not None:
                 out[r] += lb
-        gated = mlp.predict(means, langs) if mlp is not None and means is not None else None
-        return out, gated
+        g = self.gate_mlp if gate else None
+        return out, (g.predict_rows(all_rows, self.weight, langs) if g is not None else None)
 
     def predict(self, texts: list[str], langs: list[str] | None = None) -> np.ndarray:
         """(n, heads) probabilities of the linear heads."""
@@ -121,15 +193,7 @@ class TokenStatic:
 
     def arrays(self) -> dict[str, np.ndarray]:
         langs = sorted(self.lang_bias)
-        mlp = self.gate_mlp
-        extra: dict[str, np.ndarray] = {}
-        if mlp is not None:
-            cl = sorted(mlp.centre)
-            extra = {"gate_proj": mlp.proj.astype(np.float16), "gate_W1": mlp.W1,
-                     "gate_b1": mlp.b1, "gate_W2": mlp.W2, "gate_b2": mlp.b2,
-                     "gate_centre": np.stack([mlp.centre[k] for k in cl]),
-                     "gate_langs": np.array("\n".join(cl)),
-                     "gate_labels": np.array("\n".join(mlp.labels))}
+        extra = self.gate_mlp.arrays() if self.gate_mlp is not None else {}
         return {**extra,
             "tok_ids": self.token_ids.astype(np.int32),
             "tok_weight": self.weight.astype(np.float16),
@@ -148,12 +212,17 @@ class TokenStatic:
                   dict(zip(langs, z["tok_lang_bias"], strict=True)), tokenizer)
         if "gate_W1" in z:
             cl = [x for x in str(z["gate_langs"]).split("\n") if x]
-            out.gate_mlp = GateMLP(
-                z["gate_proj"].astype(np.float32),
-                dict(zip(cl, z["gate_centre"].astype(np.float32), strict=True)),
-                z["gate_W1"].astype(np.float32), z["gate_b1"].astype(np.float32),
-                z["gate_W2"].astype(np.float32), z["gate_b2"].astype(np.float32),
-                str(z["gate_labels"]).split("\n"))
+            proj = z["gate_proj"].astype(np.float32)
+            centre = dict(zip(cl, z["gate_centre"].astype(np.float32), strict=True))
+            W1, b1, W2, b2 = (z[k].astype(np.float32)
+                              for k in ("gate_W1", "gate_b1", "gate_W2", "gate_b2"))
+            gate_labels = str(z["gate_labels"]).split("\n")
+            if "gate_kind" in z and str(z["gate_kind"]) == GateCNN.kind:
+                out.gate_mlp = GateCNN(proj, centre, z["gate_conv"].astype(np.float32),
+                                       z["gate_conv_b"].astype(np.float32), W1, b1, W2, b2,
+                                       gate_labels)
+            else:
+                out.gate_mlp = GateMLP(proj, centre, W1, b1, W2, b2, gate_labels)
         return out
 
 

@@ -151,31 +151,37 @@ class HarmConfig(ScannerConfig):
         "this, keeping the max (one insult in a long benign chunk scores 0.99 alone but ~0.3 "
         "diluted in 400 characters). Out of source: XSTest blocked 3.8% at 0.25 vs 1.1% off, "
         "toxic F1 unchanged; 1.0 = off.")
+    sentence_check: bool | None = Field(
+        None, description="embedded, with cascade: whether a chunk the static gate settles "
+        "has its sentences checked one by one too (a doubtful one sends the chunk, or with "
+        "route_sentences that sentence, to the encoder). null = where the language's gate "
+        "averages the chunk's tokens, not where it reads token positions (the shipped "
+        "distilled convolution: its max-pooling sees an insult anywhere in the chunk). "
+        "true costs more encoder reads and catches some insults diluted in a benign chunk "
+        "that the encoder alone also lets through (models/harm/MODEL_CARD.md).")
     route_sentences: bool = Field(
-        True, description="embedded, with cascade: a chunk the static stage settles but one "
-        "of whose sentences it does not sends only those sentences to the encoder (max of the "
-        "chunk's and their tempered scores), not the whole chunk: p50 116 vs 165 ms per 2 KB "
-        "benign answer at c=1, 0.94 vs 1.57 s at c=8 (one paired run, "
-        "benchmarks/results/harm_bench.json). With route_power 4 the benign block rates equal "
-        "the whole-chunk path's on val and test; let-through vs the encoder 0.45% val, 0.60% "
-        "test (whole chunks: 0.38%, 0.36%). models/harm/MODEL_CARD.md.")
+        True, description="embedded, with the sentence check (sentence_check): a chunk the "
+        "static stage settles but one of whose sentences it does not sends only those "
+        "sentences to the encoder (max of the chunk's and their tempered scores), not the "
+        "whole chunk. With the earlier bag-of-tokens gate (which needed the check): p50 116 vs "
+        "165 ms per 2 KB benign answer at c=1, same benign block rates, let-through vs the "
+        "encoder 0.60% vs 0.36% on test. models/harm/MODEL_CARD.md.")
     route_power: float = Field(
         4.0, ge=1.0, le=8.0,
         description="embedded, with route_sentences: a routed sentence's scores count as "
         "p ** route_power (a sentence alone scores higher than inside its chunk; at 1 the "
-        "test split blocks Gutenberg 1.67%, Aozora 1.84%); the smallest value on the grid "
-        "whose val benign blocks are no more than the whole-chunk path's "
-        "(benchmarks/calibrate_routing.py, benchmarks/results/harm_routing.json).")
+        "test split blocked Gutenberg 1.67%, Aozora 1.84%); the smallest value on the grid "
+        "whose val benign blocks are no more than the whole-chunk path's, calibrated with the "
+        "bag-of-tokens gate (benchmarks/calibrate_routing.py, "
+        "benchmarks/results/harm_routing.json).")
     route_escalate: float | None = Field(
         None, ge=0.0, le=1.0,
         description="embedded, with route_sentences: a routed chunk one of whose sentences "
         "scores at least this (untempered, any category) is also read whole by the encoder "
         "as on the whole-chunk path, each category keeping the max of both (some chunks are "
         "harmful only read whole, a diluted insult only its sentence alone); null = never. "
-        "benchmarks/calibrate_routing.py on val: only 0.2 brings let-through vs the encoder "
-        "alone down to the whole-chunk path's (0.38% vs 0.45%); test split 0.36% vs 0.60%, "
-        "benign block rates the same but Gutenberg 1.00% vs 0.83%. Off (null) by default for "
-        "its cost: -27% to -42% throughput at c=8 (models/harm/MODEL_CARD.md).")
+        "With the bag-of-tokens gate, 0.2 brought let-through vs the encoder alone from 0.60% "
+        "to 0.36% on test at -27% to -42% throughput at c=8 (models/harm/MODEL_CARD.md).")
     chunk_chars: int = Field(
         400, ge=50, le=4000,
         description="Max characters per chunk (sentence-aligned); one encoder input each.")
@@ -294,7 +300,8 @@ class HarmScanner:
         elif c.backend == "embedded":
             kw = {"cascade": c.cascade, "zoom_from": c.zoom_from, "use_encoder": c.encoder,
                   "precision": c.precision, "route_sentences": c.route_sentences,
-                  "route_power": c.route_power, "route_escalate": c.route_escalate}
+                  "route_power": c.route_power, "route_escalate": c.route_escalate,
+                  "sentence_check": c.sentence_check}
         else:  # remote
             kw = {"url": c.url, "api_key_env": c.api_key_env, "label_map": c.label_map or None,
                   "connect_timeout_ms": c.connect_timeout_ms,
@@ -334,7 +341,7 @@ class HarmScanner:
         key = "harm:" + c.model_dump_json(include={
             "backend", "model", "huggingface_config_path", "label_map", "activation",
             "cascade", "encoder", "precision", "zoom_from", "route_sentences", "route_power",
-            "route_escalate",
+            "route_escalate", "sentence_check",
             "max_batch",
             "max_wait_ms", "max_queue", "reject_when_full", "url", "api_key_env",
             "connect_timeout_ms", "request_timeout_ms", "max_connections", "judge_input",

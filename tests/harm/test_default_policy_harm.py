@@ -103,28 +103,60 @@ async def test_tiered_decisions_equal_the_reference_path(tiered: HarmScanner,
     assert tiered.backend.stats["settled"] > 0  # the first stage did settle some chunks
 
 
-# chunks the static gate settles but one or two of whose sentences it does not: on the shipped
-# path (route_sentences) only those sentences go to the encoder, their scores tempered
-ROUTED_BENIGN = ("Thank you for your question. Most headaches are harmless and pass with rest and "
-                 "water. If the pain is sudden and severe, see a doctor at once. Ibuprofen can "
-                 "help with mild pain.")
-ROUTED_INSULT = ("Our hotel is near the station. The breakfast is served from seven. You stupid "
-                 "idiot, nobody cares about you. Parking is available behind the building.")
-INSULT = "You stupid idiot, nobody cares about you."
+# with sentence_check (off for the shipped gate, which reads token positions): chunks the
+# static gate settles but one or two of whose sentences it does not; with route_sentences only
+# those sentences go to the encoder, their scores tempered
+ROUTED_BENIGN = ("The museum opens at nine and closes at six. The new wing shows modern paintings "
+                 "from the region. Some critics called the curator a fool. Tickets cost ten "
+                 "euros, and children under six enter free. The cafe on the ground floor serves "
+                 "lunch until three.")
+ROUTED_INSULT = ("Thank you for your question. Most headaches are harmless and pass with rest "
+                 "and water. Shut up and listen, you moron. Ibuprofen can help with mild pain, "
+                 "and a cool cloth on the forehead often helps too. If the pain is sudden and "
+                 "severe, see a doctor at once.")
+INSULT = "Shut up and listen, you moron."
+
+
+@pytest.fixture(scope="module")
+def checked(tiered: HarmScanner) -> HarmScanner:
+    s = HarmScanner(_harm_config(sentence_check=True), None)
+    s.load()
+    return s
 
 
 @pytest.fixture(scope="module")
 def whole_chunks(tiered: HarmScanner) -> HarmScanner:
-    s = HarmScanner(_harm_config(route_sentences=False), None)
+    s = HarmScanner(_harm_config(route_sentences=False, sentence_check=True), None)
     s.load()
     return s
 
 
 @pytest.fixture(scope="module")
 def untempered(tiered: HarmScanner) -> HarmScanner:
-    s = HarmScanner(_harm_config(route_power=1.0), None)
+    s = HarmScanner(_harm_config(route_power=1.0, sentence_check=True), None)
     s.load()
     return s
+
+
+async def test_the_shipped_gate_reads_token_positions_and_skips_the_sentence_check(
+        tiered: HarmScanner, reference: HarmScanner) -> None:
+    """The distilled convolution gate: no sentence check (its max-pooling sees an insult
+    anywhere in a chunk), so a chunk it settles costs one gate call, and a chunk holding a
+    plain insult is not settled however benign the rest."""
+    from guardrail.harm.embedded import EmbeddedBackend
+
+    be = tiered.backend
+    assert isinstance(be, EmbeddedBackend) and tiered.config.sentence_check is None
+    assert be.details()["gate_model"] == {"en": "cnn", "ja": "cnn"}
+    assert be.details()["sentence_check"] == {"en": False, "ja": False}
+    before = dict(be.stats)
+    hotel = ("Our hotel is near the station. The breakfast is served from seven. You stupid "
+             "idiot, nobody cares about you. Parking is available behind the building.")
+    be.predict([ROUTED_BENIGN, hotel])
+    assert be.stats["settled"] - before["settled"] == 1  # the museum, not the hotel
+    assert be.stats["routed"] == before["routed"]
+    # a chunk it settles holding a milder insult: decided as the encoder alone decides it
+    assert await decision(tiered, ROUTED_INSULT) is await decision(reference, ROUTED_INSULT)
 
 
 def test_the_shipped_policy_routes_with_the_calibrated_temper() -> None:
@@ -137,10 +169,10 @@ def test_the_shipped_policy_routes_with_the_calibrated_temper() -> None:
 
 @pytest.mark.parametrize("power", [4.0, 1.0])
 async def test_a_doubtful_sentence_goes_to_the_encoder_alone_tempered(
-        tiered: HarmScanner, untempered: HarmScanner, power: float) -> None:
+        checked: HarmScanner, untempered: HarmScanner, power: float) -> None:
     from guardrail.harm.embedded import EmbeddedBackend
 
-    scanner = tiered if power == 4.0 else untempered
+    scanner = checked if power == 4.0 else untempered
     be = scanner.backend
     assert isinstance(be, EmbeddedBackend) and be.route_sentences and be.route_power == power
     assert be.details()["route_power"] == power
@@ -177,7 +209,7 @@ def test_escalation_reads_a_doubtful_routed_chunk_whole_too(whole_chunks: HarmSc
     from guardrail.harm.embedded import EmbeddedBackend
 
     [want] = whole_chunks.backend.predict([ROUTED_INSULT])
-    s = HarmScanner(_harm_config(route_escalate=0.5), None)
+    s = HarmScanner(_harm_config(route_escalate=0.5, sentence_check=True), None)
     s.load()
     be = s.backend
     assert isinstance(be, EmbeddedBackend) and be.details()["route_escalate"] == 0.5
@@ -207,16 +239,16 @@ def test_escalation_reads_a_doubtful_routed_chunk_whole_too(whole_chunks: HarmSc
 
 
 async def test_escalation_keeps_the_diluted_insult_routing_catches(
-        tiered: HarmScanner, whole_chunks: HarmScanner) -> None:
+        checked: HarmScanner, whole_chunks: HarmScanner) -> None:
     """An escalated chunk keeps its routed scores beside the whole-chunk path's: read whole,
     the insult is diluted below every threshold (the whole-chunk path and the encoder-only
     reference let it through), but its sentence read alone still blocks. (Escalation is off in
     the shipped policy for its cost: models/harm/MODEL_CARD.md.)"""
     from guardrail.harm.embedded import EmbeddedBackend
 
-    assert tiered.config.route_escalate is None
-    assert await decision(tiered, ROUTED_INSULT) is Action.BLOCK
-    s = HarmScanner(_harm_config(route_escalate=0.2), None)
+    assert checked.config.route_escalate is None
+    assert await decision(checked, ROUTED_INSULT) is Action.BLOCK
+    s = HarmScanner(_harm_config(route_escalate=0.2, sentence_check=True), None)
     s.load()
     be = s.backend
     assert isinstance(be, EmbeddedBackend)
