@@ -207,10 +207,12 @@ def path_check(heads: Heads, corpus: Corpus, val: list) -> tuple[  # type: ignor
                           if blocked[g] != ref_blocked[g]}})
         print("path check", steps[-1], flush=True)
         if let <= PATH_LET_THROUGH and all(blocked[g] <= ref_blocked[g] for g in groups):
-            break
+            enc.save()
+            return gate, steps
         gate = {lang: {k: v * PATH_STEP for k, v in g.items()} for lang, g in gate.items()}
     enc.save()
-    return gate, steps
+    sys.exit(f"path check: no gate within {len(steps)} steps kept let-through <= "
+             f"{PATH_LET_THROUGH} with the encoder-only path's benign blocks; nothing written")
 
 
 def chunk_texts(crows: list) -> tuple[list[str], list[str]]:  # type: ignore[type-arg]
