@@ -46,7 +46,7 @@ from harm_tiers import calibrate_gates, lowest_tier, row_scores  # noqa: E402
 from train_harm import Corpus  # noqa: E402
 
 from guardrail.harm.embedded import HEADS_FILE, Heads  # noqa: E402
-from guardrail.harm.tokstatic import GateCNN, GateMLP  # noqa: E402
+from guardrail.harm.tokstatic import Gate, GateCNN  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[1] / "models" / "harm"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -101,9 +101,9 @@ class Net:
 
         conv = a(self.conv.weight).transpose(2, 1, 0)  # (out, in, k) -> (k, in, out)
         lin1, lin2 = self.fc[0], self.fc[2]
-        return GateCNN(proj, centre, np.ascontiguousarray(conv), a(self.conv.bias),
-                       a(lin1.weight).T.copy(), a(lin1.bias), a(lin2.weight).T.copy(),
-                       a(lin2.bias), list(GATED))
+        return GateCNN(proj, centre, a(lin1.weight).T.copy(), a(lin1.bias),
+                       a(lin2.weight).T.copy(), a(lin2.bias), list(GATED),
+                       conv=np.ascontiguousarray(conv), conv_b=a(self.conv.bias))
 
 
 def token_rows(heads: Heads, texts: list[str]) -> list[np.ndarray]:
@@ -112,7 +112,7 @@ def token_rows(heads: Heads, texts: list[str]) -> list[np.ndarray]:
     return [st.rows(ids) for ids in st.tokenizer.content_ids(texts)]
 
 
-def batch(gate: GateMLP | GateCNN, weight: np.ndarray, rows: list[np.ndarray],
+def batch(gate: Gate, weight: np.ndarray, rows: list[np.ndarray],
           langs: list[str]) -> tuple[Any, Any, Any]:
     import torch
 

@@ -181,9 +181,9 @@ def calibrate_gates(heads: Any, val: list[Any], th: dict[str, dict[str, dict[str
                                   list[int]],
                     ) -> tuple[dict[str, dict[str, float]], dict[str, str], dict[str, Any]]:
     """The cascade's gates per language for thresholds ``th``, from ``row_scores`` of the
-    validation split: each stage-1 model (linear heads, gate MLP) calibrated to let through at
-    most ``LET_THROUGH`` of the chunks the encoder acts on; the one settling more benign chunks
-    is kept."""
+    validation split: each stage-1 model (linear heads, the learned gate) calibrated to let
+    through at most ``LET_THROUGH`` of the chunks the encoder acts on; the one settling more
+    benign chunks is kept."""
     s2, p1, pg, owner = scored
     labels = heads.labels
     langs = [val[i].row.lang for i in owner]

@@ -25,7 +25,7 @@ what training starts from and what older heads files hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -37,19 +37,41 @@ class Tokenizer(Protocol):
 
 
 @dataclass
-class GateMLP:
-    """``p = sigmoid(relu((x - centre[lang]) @ W1 + b1) @ W2 + b2)`` per gated head, where
-    ``x`` is the weighted mean of the chunk's projected token vectors."""
+class Gate:
+    """What both gates hold: the projected token vectors, the language centres, one hidden
+    layer's weights and the gated heads' names; ``arrays`` is their part of the heads file."""
 
     proj: np.ndarray  # (tokens, PROJ_DIMS), rows aligned with TokenStatic.token_ids
     centre: dict[str, np.ndarray]
-    W1: np.ndarray  # (heads, PROJ_DIMS, hidden)
-    b1: np.ndarray  # (heads, hidden)
-    W2: np.ndarray  # (heads, hidden)
-    b2: np.ndarray  # (heads,)
+    W1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    b2: np.ndarray
     labels: list[str]
+    kind: ClassVar[str] = ""
 
-    kind = "mlp"
+    def predict_rows(self, rows: list[np.ndarray], weight: np.ndarray, langs: list[str]
+                     ) -> np.ndarray:
+        """(n, gated heads) probabilities, from each text's token rows and the SIF weights."""
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The gate's arrays in the heads file (``gate_*``); ``from_arrays`` reads them back."""
+        cl = sorted(self.centre)
+        return {"gate_proj": self.proj.astype(np.float16), "gate_W1": self.W1,
+                "gate_b1": self.b1, "gate_W2": self.W2, "gate_b2": self.b2,
+                "gate_centre": np.stack([self.centre[k] for k in cl]),
+                "gate_langs": np.array("\n".join(cl)),
+                "gate_labels": np.array("\n".join(self.labels))}
+
+
+@dataclass
+class GateMLP(Gate):
+    """``p = sigmoid(relu((x - centre[lang]) @ W1 + b1) @ W2 + b2)`` per gated head, where
+    ``x`` is the weighted mean of the chunk's projected token vectors. W1 (heads, PROJ_DIMS,
+    hidden), b1 (heads, hidden), W2 (heads, hidden), b2 (heads,)."""
+
+    kind: ClassVar[str] = "mlp"
 
     def predict_rows(self, rows: list[np.ndarray], weight: np.ndarray, langs: list[str]
                      ) -> np.ndarray:
@@ -59,9 +81,6 @@ class GateMLP:
                 u = weight[r]
                 means[i] = (u @ self.proj[r]) / float(u.sum())
         return self.predict(means, langs)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return _gate_arrays(self, {})
 
     def predict(self, means: np.ndarray, langs: list[str]) -> np.ndarray:
         x = means.astype(np.float32, copy=True)
@@ -76,7 +95,7 @@ class GateMLP:
 
 
 @dataclass
-class GateCNN:
+class GateCNN(Gate):
     """The cascade's gate as a one-layer convolution over the chunk's projected token vectors
     (distilled from the encoder by ``benchmarks/distill_gate.py``): a bag of tokens cannot see
     which words stand next to each other, and its mean dilutes one insult in a long chunk; a
@@ -84,18 +103,12 @@ class GateCNN:
 
     ``h_t = relu(sum_k x_{t+k-1} C_k + c)`` (width 3, zero-padded), then
     ``f = [mean - centre[lang], max_t h_t, weighted mean_t h_t]`` (means SIF-weighted as the
-    static heads'), ``p = sigmoid(relu(f W1 + b1) W2 + b2)`` per gated head."""
+    static heads'), ``p = sigmoid(relu(f W1 + b1) W2 + b2)`` per gated head. W1
+    (PROJ_DIMS + 2 * channels, hidden), b1 (hidden,), W2 (hidden, heads), b2 (heads,)."""
 
-    proj: np.ndarray  # (tokens, PROJ_DIMS), rows aligned with TokenStatic.token_ids
-    centre: dict[str, np.ndarray]
     conv: np.ndarray  # (3, PROJ_DIMS, channels)
     conv_b: np.ndarray  # (channels,)
-    W1: np.ndarray  # (PROJ_DIMS + 2 * channels, hidden)
-    b1: np.ndarray  # (hidden,)
-    W2: np.ndarray  # (hidden, heads)
-    b2: np.ndarray  # (heads,)
-    labels: list[str]
-    kind = "cnn"
+    kind: ClassVar[str] = "cnn"
 
     def predict_rows(self, rows: list[np.ndarray], weight: np.ndarray, langs: list[str]
                      ) -> np.ndarray:
@@ -132,17 +145,8 @@ class GateCNN:
         return p
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return _gate_arrays(self, {"gate_kind": np.array(self.kind), "gate_conv": self.conv,
-                                   "gate_conv_b": self.conv_b})
-
-
-def _gate_arrays(g: GateMLP | GateCNN, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A gate's arrays in the heads file (``gate_*``); ``from_arrays`` reads them back."""
-    cl = sorted(g.centre)
-    return {**extra, "gate_proj": g.proj.astype(np.float16), "gate_W1": g.W1, "gate_b1": g.b1,
-            "gate_W2": g.W2, "gate_b2": g.b2,
-            "gate_centre": np.stack([g.centre[k] for k in cl]),
-            "gate_langs": np.array("\n".join(cl)), "gate_labels": np.array("\n".join(g.labels))}
+        return {**super().arrays(), "gate_kind": np.array(self.kind), "gate_conv": self.conv,
+                "gate_conv_b": self.conv_b}
 
 
 class TokenStatic:
@@ -162,7 +166,7 @@ class TokenStatic:
         self._row = np.full(size, -1, np.int64)
         self._row[self.token_ids] = np.arange(len(self.token_ids))
         self.tokenizer = tokenizer
-        self.gate_mlp: GateMLP | GateCNN | None = None  # the cascade's learned gate
+        self.gate_mlp: Gate | None = None  # the cascade's learned gate (GateMLP or GateCNN)
 
     def rows(self, ids: list[int]) -> np.ndarray:
         a = np.asarray(ids, np.int64)
@@ -230,9 +234,9 @@ class TokenStatic:
                               for k in ("gate_W1", "gate_b1", "gate_W2", "gate_b2"))
             gate_labels = str(z["gate_labels"]).split("\n")
             if "gate_kind" in z and str(z["gate_kind"]) == GateCNN.kind:
-                out.gate_mlp = GateCNN(proj, centre, z["gate_conv"].astype(np.float32),
-                                       z["gate_conv_b"].astype(np.float32), W1, b1, W2, b2,
-                                       gate_labels)
+                out.gate_mlp = GateCNN(proj, centre, W1, b1, W2, b2, gate_labels,
+                                       conv=z["gate_conv"].astype(np.float32),
+                                       conv_b=z["gate_conv_b"].astype(np.float32))
             else:
                 out.gate_mlp = GateMLP(proj, centre, W1, b1, W2, b2, gate_labels)
         return out

@@ -54,12 +54,12 @@ def _cnn(rng: np.random.Generator, dims: int = 6, ch: int = 4, hidden: int = 5):
     from guardrail.harm.tokstatic import GateCNN
 
     f = np.float32
-    return GateCNN(rng.normal(size=(5, dims)).astype(f),
-                   {"en": rng.normal(size=dims).astype(f), "other": np.zeros(dims, f)},
-                   rng.normal(size=(3, dims, ch)).astype(f), rng.normal(size=ch).astype(f),
-                   rng.normal(size=(dims + 2 * ch, hidden)).astype(f),
+    proj = rng.normal(size=(5, dims)).astype(f)
+    centre = {"en": rng.normal(size=dims).astype(f), "other": np.zeros(dims, f)}
+    conv, conv_b = rng.normal(size=(3, dims, ch)).astype(f), rng.normal(size=ch).astype(f)
+    return GateCNN(proj, centre, rng.normal(size=(dims + 2 * ch, hidden)).astype(f),
                    rng.normal(size=hidden).astype(f), rng.normal(size=(hidden, 2)).astype(f),
-                   rng.normal(size=2).astype(f), ["toxic", "any"])
+                   rng.normal(size=2).astype(f), ["toxic", "any"], conv=conv, conv_b=conv_b)
 
 
 def test_cnn_gate_equals_a_torch_convolution() -> None:
