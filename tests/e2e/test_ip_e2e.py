@@ -12,6 +12,7 @@ from tests.mocks.clients import collect
 
 POLICY = """
 name: default
+scanner_timeout_ms: 60000   # behaviour, not speed: a loaded CI machine must not fail it closed
 stream:
   holdback_chars: 32
   scan_every_chars: 16
